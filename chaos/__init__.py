@@ -1,0 +1,3 @@
+"""chaos (to be built)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+from faultmesh.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""The ``faultmesh`` command: parse, call one function, map errors to exit codes.
+
+Each subcommand lives in ``faultmesh/commands/<name>.py`` with ``add_parser(subparsers)`` and
+``run(args) -> int``. Exit codes: 0 success, 1 an SLO or check failed, 2 bad input or usage,
+3 an environment problem. ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from topologies.errors import FaultmeshError
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+COMMANDS = ("validate", "graph", "schema", "sim", "live", "report", "gate", "sweep", "proxy")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with a one-line message (its default), examples kept verbatim."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="faultmesh",
+        description="Simulate and chaos-test AI service topologies before production does.",
+        epilog="examples:\n"
+        "  faultmesh validate topologies/rag-chat.yaml\n"
+        "  faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --out results/rag\n"
+        "  faultmesh report results/rag\n"
+        "  faultmesh gate topologies/rag-chat.yaml --scenario all --junit slo.xml\n\n"
+        "exit codes: 0 success, 1 an SLO or check failed, 2 bad input, 3 environment problem",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"faultmesh.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"faultmesh.commands.{name}":
+                raise
+            continue  # not built yet
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except FaultmeshError as exc:
+        if args.debug:
+            raise
+        print(f"faultmesh {args.command}: {exc}" if "\n" not in str(exc) else str(exc),
+              file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("faultmesh: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+"""loadtests (to be built)."""
+
+__all__: list[str] = []

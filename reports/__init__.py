@@ -1,0 +1,3 @@
+"""reports (to be built)."""
+
+__all__: list[str] = []

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up faultmesh on a fresh machine: a virtual environment in .venv with the package installed.
+#   bash scripts/setup.sh           runtime only
+#   bash scripts/setup.sh --test    plus test tools and headless Chromium (Debian's package)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+if [ "${1:-}" = "--test" ]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "setup: installing chromium (Debian package) for the report browser tests"
+            apt-get update -qq >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+        else
+            echo "setup: chromium not found and cannot install it; browser tests will be skipped" >&2
+        fi
+    fi
+else
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi

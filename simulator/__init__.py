@@ -1,0 +1,3 @@
+"""simulator (to be built)."""
+
+__all__: list[str] = []
