@@ -40,3 +40,8 @@ __all__ = [
     "LLMConfig", "LLMStep", "ParallelGroup", "RatePoint", "RetryPolicy", "Scenario", "Service",
     "Step", "Topology", "Workload",
 ]
+from .loader import apply_overrides, dump, from_dict, load, loads, override, to_dict
+from .schema import json_schema
+
+__all__ += ["apply_overrides", "dump", "from_dict", "load", "loads", "override", "to_dict",
+            "json_schema"]

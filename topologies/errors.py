@@ -47,6 +47,6 @@ class TopologyError(UsageError):
 
 
 class RunError(FaultmeshError):
-    """The environment stopped a run: a port taken, a process that would not start, docker missing."""
+    """The environment stopped a run: a port taken, a process that won't start, no docker."""
 
     exit_code = 3

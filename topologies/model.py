@@ -290,12 +290,18 @@ class Service:
     error_rate: float = 0.0
     rate_limit: float | None = None
     restart: float = 10.0
-    response_size: float = 1024.0
+    response_size: float | None = None
     calls: tuple[Step, ...] = ()
     llm: LLMConfig | None = None
     gpu: Gpu | None = None
     autoscale: Autoscale | None = None
     cost: Cost = Cost()
+
+    def response_bytes(self, output_tokens: float = 0.0) -> float:
+        """Bytes of one answer: ``response_size``, or by default 1KB (an LLM: 4 per token)."""
+        if self.response_size is not None:
+            return self.response_size
+        return 4.0 * output_tokens if self.kind == "llm" else 1024.0
 
     def edges(self) -> tuple[Call, ...]:
         """Every call this service makes, parallel groups flattened, in order."""

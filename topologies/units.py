@@ -43,7 +43,8 @@ def _show(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
-_QUANTITY = re.compile(r"\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9.]*)\s*")
+_QUANTITY = re.compile(
+    r"\s*([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9.]*)\s*")
 
 
 def _split(text: str, what: str, example: str) -> tuple[float, str]:
@@ -75,9 +76,9 @@ def parse_rate(value: object) -> float:
         try:
             number = float(count)
         except ValueError:
-            raise ValueError(f"malformed rate {value!r} (write it like 40/s, 600/m or 3600/h)")
+            number = math.nan
         if not math.isfinite(number):
-            raise ValueError(f"malformed rate {value!r}")
+            raise ValueError(f"malformed rate {value!r} (write it like 40/s, 600/m or 3600/h)")
         return number * _RATE_UNITS[unit.strip()]
     return _number(value, "rate (like 40/s)")
 

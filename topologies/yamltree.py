@@ -90,11 +90,11 @@ class _Builder:
                         continue
                     merged.extend((k, v, built.line_of(k)) for k, v in built.items())
                 continue
-            key = self.build(key_node)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                self.fail(line, f"mapping keys must be plain names, not {type(key).__name__}")
+            # Keys are names, read as written: YAML 1.1 would make `on:` (a retry field) True.
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.fail(line, "mapping keys must be plain names, not a list or mapping")
                 continue
-            key = str(key) if not isinstance(key, str) else key
+            key = key_node.value
             if key in out:
                 self.fail(line, f"duplicate key {key!r} (first given on line {out.lines[key]})")
                 continue
