@@ -1,0 +1,65 @@
+"""Units at the edge of the reports: how a metric's value in base units reads to a person."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["metric_unit", "format_metric", "format_seconds", "format_usd", "json_number"]
+
+_UNITS = {
+    "availability": "%", "error_rate": "%", "throughput": "req/s", "cost_total": "USD",
+    "cost_per_1k": "USD", "recovery_time": "s", "retry_amplification": "x",
+}
+
+
+def metric_unit(metric: str) -> str:
+    """The display unit of an SLO metric (latency metrics and recovery_time are seconds)."""
+    return "s" if metric.startswith("latency_") else _UNITS.get(metric, "")
+
+
+def format_seconds(value: float) -> str:
+    """``0.0123`` -> ``12.3 ms``, ``3.2`` -> ``3.20 s``, ``inf`` -> ``never``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if math.isinf(value):
+        return "never"
+    if abs(value) < 1e-3:
+        return f"{value * 1e6:.0f} µs"
+    if abs(value) < 1:
+        return f"{value * 1e3:.3g} ms"
+    if abs(value) < 600:
+        return f"{value:.3g} s"
+    return f"{value / 60:.1f} min"
+
+
+def format_usd(value: float) -> str:
+    """Dollars with enough digits for cents-level and sub-cent bills."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"${value:,.2f}" if abs(value) >= 10 else f"${value:.4g}"
+
+
+def format_metric(metric: str, value: float | None) -> str:
+    """A metric's value in its display unit, e.g. ``availability`` 0.995 -> ``99.50 %``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    unit = metric_unit(metric)
+    if unit == "s":
+        return format_seconds(value)
+    if unit == "%":
+        return f"{value * 100:.2f} %"
+    if unit == "USD":
+        return format_usd(value)
+    if unit == "x":
+        return f"{value:.3g}x"
+    if unit == "req/s":
+        return f"{value:.3g} req/s"
+    return f"{value:.4g}"
+
+
+def json_number(value: Any) -> Any:
+    """A float for JSON: NaN and infinities become None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

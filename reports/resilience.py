@@ -1,0 +1,269 @@
+"""How a topology takes a fault: recovery time, retry amplification, blast radius, cascade.
+
+Definitions (docs/reports.md repeats them for users):
+
+* **pre-fault baseline** — client requests (for recovery) or calls to a service (for blast
+  radius) that arrived after warmup and before the first fault started. When the first
+  fault starts during warmup, the warmup is used too; with no such traffic at all there is no
+  baseline and the figures are NaN ("unknown").
+* **recovery_time** — seconds from the end of the last fault to the start of the first 5 s
+  window (windows aligned at that end) in which the error rate is at most
+  ``max(1.1 x baseline, baseline + 1 percentage point)`` and p99 latency at most
+  1.1 x baseline p99, *and* the next window holds too (when there is one), so one lucky
+  window is not recovery. A window with no arrivals has not recovered. No faults: 0. A fault
+  lasting to the end of the run, or a run that never gets back: ``inf`` (written ``null``
+  with ``"recovered": false`` in summary.json) — never the remaining time, which would let a
+  short tail pass a ``recovery_time`` SLO it did not meet.
+* **retry_amplification** — rows of calls.csv (every attempt of every call, the client's call
+  to the entry service included) divided by the calls the topology asked for: the distinct
+  ``(request_id, caller, callee[, call])`` keys among first attempts (``attempt`` equal to
+  the file's lowest attempt number; ``call`` is used when the engine writes that call-site
+  column). Retries of a caller re-run its calls with first attempts under the same key, so
+  nested retries multiply as they do in production: 2 client tries x 3 tries each on
+  gateway->llm is 6 llm calls for 1 asked.
+* **blast radius** — services whose calls, while a fault was active, had an error rate at
+  least ``max(1 pp, 50 %)`` above their baseline, or a p99 at least 25 % (and 1 ms) above it,
+  over at least 5 calls. An instantaneous fault (a kill with no duration) counts as active
+  for one 5 s window.
+* **cascade timeline** — for each service of the blast radius, the first 5 s window (aligned
+  at t = 0, from the first fault's start on) in which it crossed one of those thresholds, and
+  the last such window; ordered by time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .metrics import WINDOW, error_rate, in_intervals, percentile, successes, window_index
+
+__all__ = [
+    "RECOVERY_TOLERANCE",
+    "RECOVERY_ERROR_FLOOR",
+    "BLAST_ERROR_RISE",
+    "BLAST_ERROR_RATIO",
+    "BLAST_LATENCY_RATIO",
+    "BLAST_MIN_CALLS",
+    "Baseline",
+    "active_intervals",
+    "baseline_span",
+    "request_baseline",
+    "recovery_time",
+    "retry_amplification",
+    "edge_amplification",
+    "service_impact",
+    "blast_radius",
+    "cascade_timeline",
+]
+
+RECOVERY_TOLERANCE = 0.10
+RECOVERY_ERROR_FLOOR = 0.01
+BLAST_ERROR_RISE = 0.01
+BLAST_ERROR_RATIO = 1.5
+BLAST_LATENCY_RATIO = 1.25
+BLAST_LATENCY_FLOOR = 0.001
+BLAST_MIN_CALLS = 5
+CASCADE_MIN_CALLS = 3
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Pre-fault error rate and p99 latency (s) of client requests."""
+
+    error_rate: float
+    p99: float
+    requests: int
+
+
+def active_intervals(intervals: list[tuple[float, float]], width: float = WINDOW
+                     ) -> list[tuple[float, float]]:
+    """Fault intervals, an instantaneous one (start == end) stretched over one window."""
+    return [(lo, hi if hi > lo else lo + width) for lo, hi in intervals]
+
+
+def baseline_span(intervals: list[tuple[float, float]], warmup: float, duration: float
+                  ) -> tuple[float, float]:
+    """[start, end) of the pre-fault baseline: warmup to the first fault (see module doc)."""
+    if not intervals:
+        return warmup, duration
+    first = min(lo for lo, _ in intervals)
+    return (warmup, first) if first > warmup else (0.0, first)
+
+
+def request_baseline(requests: pd.DataFrame, intervals: list[tuple[float, float]],
+                     warmup: float, duration: float, count_degraded: bool = True
+                     ) -> Baseline | None:
+    """Error rate and p99 of client requests before the first fault; None without any."""
+    lo, hi = baseline_span(intervals, warmup, duration)
+    base = requests[(requests["start"] >= lo) & (requests["start"] < hi)]
+    if not len(base):
+        return None
+    return Baseline(error_rate(base, count_degraded), percentile(base["latency"], 99),
+                    len(base))
+
+
+def recovery_time(requests: pd.DataFrame, intervals: list[tuple[float, float]], warmup: float,
+                  duration: float, width: float = WINDOW, count_degraded: bool = True) -> float:
+    """Seconds from the end of the last fault until the system is back at its baseline.
+
+    0 without faults; ``inf`` when it never gets back within the run; NaN without a baseline.
+    """
+    if not intervals:
+        return 0.0
+    base = request_baseline(requests, intervals, warmup, duration, count_degraded)
+    if base is None:
+        return math.nan
+    end = max(hi for _, hi in intervals)
+    if end >= duration:
+        return math.inf
+    max_err = max(base.error_rate * (1 + RECOVERY_TOLERANCE),
+                  base.error_rate + RECOVERY_ERROR_FLOOR)
+    max_p99 = base.p99 * (1 + RECOVERY_TOLERANCE)
+    after = requests[(requests["start"] >= end) & (requests["start"] < duration)]
+    k_of = window_index(after["start"], width, origin=end)
+    good = successes(after, count_degraded)
+    n_windows = math.ceil((duration - end) / width)
+    within = []
+    for k in range(n_windows):
+        g = after[k_of == k]
+        if not len(g):
+            within.append(False)
+            continue
+        err = 1.0 - float(good.loc[g.index].mean())
+        within.append(err <= max_err + 1e-12 and percentile(g["latency"], 99) <= max_p99 + 1e-12)
+    for k, ok in enumerate(within):
+        if ok and (k + 1 == len(within) or within[k + 1]):
+            return k * width
+    return math.inf
+
+
+def _first_attempts(calls: pd.DataFrame) -> pd.DataFrame:
+    lowest = calls["attempt"].min()
+    keys = ["request_id", "caller", "callee"] + (["call"] if "call" in calls.columns else [])
+    return calls[calls["attempt"] == lowest].drop_duplicates(keys)
+
+
+def retry_amplification(calls: pd.DataFrame) -> float:
+    """Call attempts made divided by calls the topology asked for; NaN without calls."""
+    if not len(calls):
+        return math.nan
+    asked = len(_first_attempts(calls))
+    return len(calls) / asked if asked else math.nan
+
+
+def edge_amplification(calls: pd.DataFrame) -> pd.DataFrame:
+    """Per edge (caller, callee): ``attempts``, ``asked``, ``amplification``, ``failed``."""
+    cols = ["caller", "callee", "attempts", "asked", "amplification", "failed"]
+    if not len(calls):
+        return pd.DataFrame(columns=cols)
+    first = _first_attempts(calls).groupby(["caller", "callee"]).size()
+    made = calls.groupby(["caller", "callee"]).agg(
+        attempts=("attempt", "size"), failed=("ok", lambda s: int((~s.astype(bool)).sum())))
+    out = made.join(first.rename("asked"), how="left").fillna({"asked": 0}).reset_index()
+    out["amplification"] = out["attempts"] / out["asked"].replace(0, np.nan)
+    return out[cols].sort_values(["caller", "callee"]).reset_index(drop=True)
+
+
+def _call_figures(calls: pd.DataFrame) -> tuple[int, float, float]:
+    if not len(calls):
+        return 0, math.nan, math.nan
+    err = 1.0 - float(calls["ok"].astype(bool).mean())
+    return len(calls), err, percentile(calls["end"] - calls["start"], 99)
+
+
+def _crossed(err_b: float, p99_b: float, err: float, p99: float) -> list[str]:
+    reasons = []
+    base_err = 0.0 if math.isnan(err_b) else err_b
+    if not math.isnan(err) and err - base_err >= max(BLAST_ERROR_RISE,
+                                                     (BLAST_ERROR_RATIO - 1) * base_err):
+        reasons.append("error_rate")
+    if (not math.isnan(p99) and not math.isnan(p99_b) and p99 >= BLAST_LATENCY_RATIO * p99_b
+            and p99 - p99_b >= BLAST_LATENCY_FLOOR):
+        reasons.append("p99")
+    return reasons
+
+
+def service_impact(calls: pd.DataFrame, intervals: list[tuple[float, float]], warmup: float,
+                   duration: float) -> pd.DataFrame:
+    """Per service (callee): baseline vs during-fault error rate and p99 of its calls.
+
+    Columns: ``service``, ``baseline_calls``, ``baseline_error_rate``, ``baseline_p99``,
+    ``fault_calls``, ``fault_error_rate``, ``fault_p99``, ``error_rise`` (percentage points
+    as a fraction), ``p99_ratio``, ``affected`` (bool), ``reason`` ("error_rate", "p99",
+    both joined by "+", or "").
+    """
+    cols = ["service", "baseline_calls", "baseline_error_rate", "baseline_p99", "fault_calls",
+            "fault_error_rate", "fault_p99", "error_rise", "p99_ratio", "affected", "reason"]
+    if not len(calls):
+        return pd.DataFrame(columns=cols)
+    lo, hi = baseline_span(intervals, warmup, duration)
+    active = active_intervals(intervals)
+    during = in_intervals(calls["start"], active) if intervals else pd.Series(False,
+                                                                            index=calls.index)
+    before = (calls["start"] >= lo) & (calls["start"] < hi)
+    rows = []
+    for service in sorted(calls["callee"].dropna().unique()):
+        mine = calls["callee"] == service
+        nb, eb, pb = _call_figures(calls[mine & before])
+        nf, ef, pf = _call_figures(calls[mine & during])
+        reasons = _crossed(eb, pb, ef, pf) if nf >= BLAST_MIN_CALLS else []
+        rows.append({
+            "service": service, "baseline_calls": nb, "baseline_error_rate": eb,
+            "baseline_p99": pb, "fault_calls": nf, "fault_error_rate": ef, "fault_p99": pf,
+            "error_rise": (ef - (0.0 if math.isnan(eb) else eb)) if nf else math.nan,
+            "p99_ratio": pf / pb if nf and pb and not math.isnan(pb) else math.nan,
+            "affected": bool(reasons), "reason": "+".join(reasons),
+        })
+    return pd.DataFrame(rows, columns=cols)
+
+
+def cascade_timeline(calls: pd.DataFrame, intervals: list[tuple[float, float]], warmup: float,
+                     duration: float, services: list[str] | None = None,
+                     width: float = WINDOW) -> pd.DataFrame:
+    """When each service crossed its blast thresholds, in order.
+
+    Columns: ``service``, ``first`` (start of the first crossing window, s), ``last`` (end of
+    the last one), ``metric`` (what crossed first), ``value`` and ``baseline`` of it.
+    ``services`` limits the timeline (default: every service).
+    """
+    cols = ["service", "first", "last", "metric", "value", "baseline"]
+    if not len(calls) or not intervals:
+        return pd.DataFrame(columns=cols)
+    start = min(lo for lo, _ in intervals)
+    lo, hi = baseline_span(intervals, warmup, duration)
+    before = calls[(calls["start"] >= lo) & (calls["start"] < hi)]
+    after = calls[(calls["start"] >= math.floor(start / width) * width)
+                  & (calls["start"] < duration)]
+    after = after.assign(_w=window_index(after["start"], width))
+    names = services if services is not None else sorted(calls["callee"].dropna().unique())
+    rows = []
+    for service in names:
+        _, eb, pb = _call_figures(before[before["callee"] == service])
+        mine = after[after["callee"] == service]
+        crossings = []
+        for k, g in mine.groupby("_w"):
+            if len(g) < CASCADE_MIN_CALLS:
+                continue
+            _, e, p = _call_figures(g)
+            reasons = _crossed(eb, pb, e, p)
+            if reasons:
+                metric = reasons[0]
+                crossings.append((k, metric, e if metric == "error_rate" else p))
+        if crossings:
+            k0, metric, value = crossings[0]
+            rows.append({"service": service, "first": k0 * width,
+                         "last": (crossings[-1][0] + 1) * width, "metric": metric,
+                         "value": value, "baseline": (0.0 if math.isnan(eb) else eb)
+                         if metric == "error_rate" else pb})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["first", "service"], kind="stable").reset_index(drop=True)
+
+
+def blast_radius(impact: pd.DataFrame, timeline: pd.DataFrame | None = None) -> list[str]:
+    """Affected services, in the order the cascade reached them (then by name)."""
+    affected = list(impact.loc[impact["affected"].astype(bool), "service"]) if len(impact) else []
+    order = {s: i for i, s in enumerate(timeline["service"])} if timeline is not None else {}
+    return sorted(affected, key=lambda s: (order.get(s, len(order)), s))

@@ -1,0 +1,235 @@
+"""A result directory read back into memory: the one input of every report and gate.
+
+Both engines write the same files (DESIGN.md, "Result directory"); :func:`load_result` reads
+them into a :class:`Result` and checks them, so a missing directory, a missing
+``summary.json`` or a malformed CSV becomes one :class:`~topologies.errors.UsageError` that
+names the file instead of a traceback deep inside a metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from topologies.errors import FaultmeshError, UsageError
+from topologies.model import Topology
+
+__all__ = ["Result", "load_result", "is_result_dir", "REQUIRED_COLUMNS"]
+
+#: Columns each CSV must have (others, like calls.csv's LLM columns, are optional).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "requests.csv": ("request_id", "start", "end", "latency", "status", "ok"),
+    "calls.csv": ("request_id", "caller", "callee", "attempt", "start", "end", "status", "ok"),
+    "timeseries.csv": ("t", "service", "replicas"),
+    "faults.csv": ("type", "target", "start", "end"),
+}
+_NUMERIC = {
+    "requests.csv": ("start", "end", "latency", "status", "attempts"),
+    "calls.csv": ("attempt", "start", "end", "status", "ttft", "tpot", "output_tokens",
+                  "replica"),
+    "timeseries.csv": ("t", "replicas", "ready_replicas", "busy", "queued", "utilization",
+                       "throughput", "errors", "batch"),
+    "faults.csv": ("start", "end"),
+}
+_BOOLEAN = {"requests.csv": ("ok", "degraded"), "calls.csv": ("ok",)}
+_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
+
+
+def is_result_dir(path: str) -> bool:
+    """Whether ``path`` is a directory holding a ``summary.json``."""
+    return os.path.isfile(os.path.join(path, "summary.json"))
+
+
+@dataclass
+class Result:
+    """One run of one scenario, as its result directory describes it.
+
+    ``summary`` is summary.json as a dict; ``requests``, ``calls``, ``timeseries`` and
+    ``faults`` are the CSV files as DataFrames (empty, with the required columns, when a
+    file is absent); ``topology_text`` is topology.yaml verbatim. ``topology`` is the typed
+    model, loaded on first use (None when the directory has no topology.yaml).
+    """
+
+    path: str
+    summary: dict[str, Any]
+    requests: pd.DataFrame
+    calls: pd.DataFrame
+    timeseries: pd.DataFrame
+    faults: pd.DataFrame
+    topology_text: str = ""
+    given_topology: Topology | None = field(default=None, repr=False)
+
+    @cached_property
+    def topology(self) -> Topology | None:
+        """The resolved topology that ran, or None without topology.yaml."""
+        if self.given_topology is not None:
+            return self.given_topology
+        path = os.path.join(self.path, "topology.yaml")
+        if not os.path.isfile(path):
+            return None
+        import topologies
+
+        try:
+            return topologies.load(path)
+        except FaultmeshError:
+            raise
+        except Exception as exc:  # the loader should only raise TopologyError; be safe
+            raise UsageError(f"{path}: cannot be read as a topology: {exc}") from exc
+
+    # ---- the figures every metric needs -------------------------------------------------
+    @property
+    def engine(self) -> str:
+        return str(self.summary.get("engine", "?"))
+
+    @property
+    def scenario(self) -> str:
+        return str(self.summary.get("scenario") or "baseline")
+
+    @property
+    def seed(self) -> Any:
+        return self.summary.get("seed")
+
+    @property
+    def name(self) -> str:
+        """The topology's name."""
+        return str(self.summary.get("topology") or os.path.basename(self.path))
+
+    @property
+    def label(self) -> str:
+        """A short label for legends: engine/scenario/seed."""
+        seed = self.seed
+        return f"{self.engine}/{self.scenario}" + (f"/seed {seed}" if seed is not None else "")
+
+    @property
+    def duration(self) -> float:
+        """End of the measured span (s): summary's duration, else the last request's start."""
+        value = _finite(self.summary.get("duration"))
+        if value is not None:
+            return value
+        if len(self.requests):
+            return float(self.requests["start"].max()) + 1e-9
+        return 0.0
+
+    @property
+    def warmup(self) -> float:
+        """Start of the measured span (s): summary's warmup, else 0."""
+        return _finite(self.summary.get("warmup")) or 0.0
+
+    @property
+    def span(self) -> float:
+        """Length of the measured span in seconds."""
+        return max(0.0, self.duration - self.warmup)
+
+    def measured_requests(self) -> pd.DataFrame:
+        """Client requests that arrived after warmup and before the end of the run."""
+        r = self.requests
+        return r[(r["start"] >= self.warmup) & (r["start"] < self.duration)]
+
+    def fault_intervals(self) -> list[tuple[float, float]]:
+        """(start, end) of every applied fault, in seconds; an open end means the run's end."""
+        out = []
+        for start, end in zip(self.faults["start"], self.faults["end"], strict=True):
+            if pd.isna(start):
+                continue
+            stop = self.duration if pd.isna(end) else float(end)
+            out.append((float(start), max(float(start), stop)))
+        return sorted(out)
+
+    def prices(self) -> dict[str, float]:
+        """USD per replica-hour of each service, from the topology (empty without one)."""
+        topo = self.topology
+        if topo is None:
+            return {}
+        return {name: float(svc.cost.per_replica_hour) for name, svc in topo.services.items()}
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def load_result(result_dir: str, topology: Topology | None = None) -> Result:
+    """Read and check a result directory.
+
+    ``topology`` overrides the directory's topology.yaml (notebooks, tests). Raises
+    :class:`UsageError` naming the offending file when the directory is not a readable result.
+    """
+    result_dir = os.fspath(result_dir)
+    if not os.path.isdir(result_dir):
+        raise UsageError(f"{result_dir}: no such result directory")
+    summary_path = os.path.join(result_dir, "summary.json")
+    if not os.path.isfile(summary_path):
+        raise UsageError(f"{summary_path}: missing; {result_dir} is not a faultmesh result "
+                         "directory (run `faultmesh sim` or `faultmesh live` to make one)")
+    try:
+        with open(summary_path, encoding="utf-8") as fh:
+            summary = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{summary_path}: not valid JSON ({exc})") from exc
+    if not isinstance(summary, dict):
+        raise UsageError(f"{summary_path}: expected a JSON object at the top level")
+    frames = {name: _read_csv(result_dir, name, required=(name == "requests.csv"))
+              for name in REQUIRED_COLUMNS}
+    text = ""
+    topo_path = os.path.join(result_dir, "topology.yaml")
+    if os.path.isfile(topo_path):
+        with open(topo_path, encoding="utf-8") as fh:
+            text = fh.read()
+    return Result(result_dir, summary, frames["requests.csv"], frames["calls.csv"],
+                  frames["timeseries.csv"], frames["faults.csv"], text, topology)
+
+
+def _read_csv(result_dir: str, name: str, *, required: bool) -> pd.DataFrame:
+    path = os.path.join(result_dir, name)
+    columns = REQUIRED_COLUMNS[name]
+    if not os.path.isfile(path):
+        if required:
+            raise UsageError(f"{path}: missing; every result directory has one")
+        return _coerce(pd.DataFrame({c: pd.Series(dtype=float) for c in columns}), name, path)
+    try:
+        frame = pd.read_csv(path, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{path}: empty file (expected a header line: "
+                         f"{', '.join(columns)})") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: malformed CSV ({str(exc).strip().splitlines()[0]})") from exc
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{path}: missing column(s) {', '.join(missing)} "
+                         f"(expected at least {', '.join(columns)})")
+    return _coerce(frame, name, path)
+
+
+def _coerce(frame: pd.DataFrame, name: str, path: str) -> pd.DataFrame:
+    frame = frame.copy()
+    for col in _NUMERIC.get(name, ()):
+        if col in frame.columns:
+            try:
+                frame[col] = pd.to_numeric(frame[col], errors="raise").astype(float)
+            except (ValueError, TypeError) as exc:
+                raise UsageError(f"{path}: column {col} must hold numbers ({exc})") from exc
+    for col in _BOOLEAN.get(name, ()):
+        if col in frame.columns:
+            frame[col] = _as_bool(frame[col])
+    for col in ("caller", "callee", "service", "target", "type", "error"):
+        if col in frame.columns:
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+            if col != "error":
+                frame[col] = frame[col].map(lambda v: None if v is None else str(v))
+    return frame
+
+
+def _as_bool(column: pd.Series) -> pd.Series:
+    if column.dtype == bool:
+        return column
+    return column.map(lambda v: str(v).strip().lower() in _TRUE if not pd.isna(v) else False
+                      ).astype(bool)
