@@ -50,9 +50,10 @@ def call_graph(topology: Topology) -> nx.DiGraph:
     Node attributes: ``kind``, ``replicas`` (and ``service``, the model object). Edge
     attributes come from the call: ``timeout``, ``retry`` (a RetryPolicy or None),
     ``circuit_breaker``, ``fallback``, ``p``, ``parallel`` (True when the call is part of a
-    parallel group), ``step`` (the index of the call's step in the caller's ``calls``) and
-    ``calls`` (every Call on that edge; a service may call the same dependency in two steps,
-    and then the other attributes are those of the first). A call to a name that is not a
+    parallel group), ``step`` (the index of the call's step in the caller's ``calls``),
+    ``calls`` (every Call on that edge: a service may call the same dependency in several
+    steps, and then the other attributes are those of the first) and ``steps`` (the step
+    index of each of those calls). A call to a name that is not a
     service (only possible in a hand-built, unvalidated topology) adds a node with
     ``kind=None`` and ``replicas=0``.
     """
@@ -68,6 +69,7 @@ def call_graph(topology: Topology) -> nx.DiGraph:
                 if graph.has_edge(name, call.to):
                     data = graph.edges[name, call.to]
                     data["calls"] = data["calls"] + (call,)
+                    data["steps"] = data["steps"] + (index,)
                     continue
                 graph.add_edge(
                     name,
@@ -80,6 +82,7 @@ def call_graph(topology: Topology) -> nx.DiGraph:
                     parallel=parallel,
                     step=index,
                     calls=(call,),
+                    steps=(index,),
                 )
     return graph
 
