@@ -122,6 +122,11 @@ class Scalar(Kind):
 
     def schema(self) -> dict[str, Any]:
         s = dict(self._schema)
+        if s.get("type") in ("integer", "number"):
+            if self.lo is not None:
+                s["exclusiveMinimum" if self.lo_open else "minimum"] = self.lo
+            if self.hi is not None:
+                s["maximum"] = self.hi
         if self.nullable:
             s = {"anyOf": [s, {"type": "null"}, {"const": "unlimited"}]}
         return s
@@ -144,7 +149,7 @@ class Enum(Kind):
                          + ", ".join(self.choices))
 
     def schema(self) -> dict[str, Any]:
-        return {"enum": list(self.choices)}
+        return {"enum": [*self.choices, *(int(c) for c in self.choices if c.isdigit())]}
 
 
 class ListOf(Kind):
@@ -231,6 +236,8 @@ class Record(Kind):
                  finish: Callable[[Any], Any] | None = None, title: str = ""):
         self.cls, self.fields, self.check, self.title = cls, fields, check, title
         self.finish = finish
+        # `field: null` means "not set" where the model's default is "not set" (None).
+        self.nullable = {f.name for f in dataclasses.fields(cls) if f.default is None}
 
     def convert(self, value: Any, path: str, line: int, ck: Checker, name: str | None = None
                 ) -> Any:
@@ -247,7 +254,7 @@ class Record(Kind):
                 ok = False
         values: dict[str, Any] = {} if name is None else {"name": name}
         for fname, spec in self.fields.items():
-            if fname in value:
+            if fname in value and not (value[fname] is None and fname in self.nullable):
                 v = spec.kind.convert(value[fname], join(path, fname),
                                       line_of(value, fname, line), ck)
             elif spec.required:
@@ -289,6 +296,8 @@ class Record(Kind):
         defaults = {f.name: f.default for f in dataclasses.fields(self.cls)}
         for fname, spec in self.fields.items():
             s = dict(spec.kind.schema())
+            if fname in self.nullable and not spec.required:
+                s = {"anyOf": [s, {"type": "null"}]}
             if spec.help:
                 s["description"] = spec.help
             default = defaults.get(fname, dataclasses.MISSING)

@@ -596,7 +596,7 @@ TOPOLOGY = Record(Topology, {
     "name": Field(TEXT, "default: the file name without .yaml"),
     "description": Field(TEXT),
     "entry": Field(TEXT, "the service client requests enter", required=True),
-    "workload": Field(WORKLOAD),
+    "workload": Field(WORKLOAD, "the client load", required=True),
     "services": Field(MapOf(SERVICE), required=True),
     "scenarios": Field(MapOf(SCENARIO)),
     "slos": Field(ListOf(SLOKind())),
