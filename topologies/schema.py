@@ -1,280 +1,55 @@
 """The topology file format, schema version 1, declared once with ``kinds``.
 
 These declarations drive validation (with file and line), the typed model, writing the
-resolved topology back to YAML and ``faultmesh schema``. Rules that span records (service
-references, call cycles, fault targets) are in ``references.py``.
+resolved topology back to YAML and ``faultmesh schema``. Scalars are in ``scalars.py``,
+distributions in ``distributions.py``, scenarios/faults/SLOs in ``faults.py``; rules that
+span records (service references, call cycles, fault targets) in ``references.py``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import os
 from typing import Any
 
 from . import units
-from .kinds import (
-    INVALID,
-    Checker,
-    Enum,
-    Field,
-    Kind,
-    ListOf,
-    MapOf,
-    Record,
-    Scalar,
-    describe,
-    join,
-    line_of,
-    suggest,
-)
+from .distributions import LATENCY, TOKENS
+from .faults import SCENARIO, SLOKind
+from .kinds import Checker, Enum, Field, Kind, ListOf, MapOf, Record, Scalar
 from .model import (
     BACKOFFS,
     BALANCERS,
-    DIST_KINDS,
-    FAULT_TYPES,
     JITTERS,
     RETRY_CLASSES,
     SERVICE_KINDS,
-    SLO,
-    SLO_METRICS,
     Autoscale,
     Call,
     CircuitBreaker,
     Cost,
     Distribution,
-    Fault,
     Gpu,
     LLMConfig,
     LLMStep,
     ParallelGroup,
     RatePoint,
     RetryPolicy,
-    Scenario,
     Service,
     Topology,
     Workload,
 )
+from .scalars import (
+    FRACTION,
+    MONEY,
+    POSITIVE_RATE,
+    RATE,
+    SIZE,
+    TEXT,
+    VERSION,
+    duration,
+    number,
+    whole,
+)
 
-__all__ = ["TOPOLOGY", "SUPPORTED_VERSION", "json_schema"]
-
-SUPPORTED_VERSION = 1
-
-# ---------------------------------------------------------------- scalar kinds
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValueError(f"expected a whole number, got {describe(value)}")
-    return int(value)
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {describe(value)}")
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"expected a finite number, got {value}")
-    return float(value)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a text, got {describe(value)}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {describe(value)}")
-    return value
-
-
-def _version(value: Any) -> int:
-    if value != SUPPORTED_VERSION or isinstance(value, bool):
-        raise ValueError(f"unsupported version {value!r}; this faultmesh reads version "
-                         f"{SUPPORTED_VERSION}")
-    return SUPPORTED_VERSION
-
-
-_NUM = {"type": "number"}
-_UNIT = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*"
-
-
-def _with_units(pattern: str) -> dict[str, Any]:
-    return {"anyOf": [_NUM, {"type": "string", "pattern": _UNIT + pattern + r"\s*$"}]}
-
-
-DURATION_SCHEMA = _with_units("(us|µs|ms|s|m|h)")
-
-
-def duration(lo: float = 0.0, *, lo_open: bool = False, nullable: bool = False) -> Scalar:
-    return Scalar(units.parse_duration, DURATION_SCHEMA, lo=lo, lo_open=lo_open,
-                  nullable=nullable, unit="s")
-
-
-def whole(lo: int = 0, hi: int | None = None, *, nullable: bool = False) -> Scalar:
-    return Scalar(_int, {"type": "integer"}, lo=lo, hi=hi, nullable=nullable)
-
-
-def number(lo: float | None = 0.0, hi: float | None = None, *, lo_open: bool = False) -> Scalar:
-    return Scalar(_number, _NUM, lo=lo, hi=hi, lo_open=lo_open)
-
-
-RATE = Scalar(units.parse_rate, _with_units(r"/\s*(s|m|h)"), lo=0.0, unit="/s")
-POSITIVE_RATE = Scalar(units.parse_rate, _with_units(r"/\s*(s|m|h)"), lo=0.0, lo_open=True,
-                       unit="/s")
-SIZE = Scalar(units.parse_size, _with_units("(B|KB|KiB|MB|MiB|GB|GiB|b|kb|mb|gb)"), lo=0.0)
-BANDWIDTH = Scalar(units.parse_bandwidth, _with_units(r"(B|KB|MB|GB)/s"), lo=0.0, lo_open=True)
-FRACTION = Scalar(units.parse_fraction, {"anyOf": [_NUM, {"type": "string",
-                                                          "pattern": r"^[0-9.]+%$"}]},
-                  lo=0.0, hi=1.0)
-TEXT = Scalar(_text, {"type": "string"})
-BOOL = Scalar(_bool, {"type": "boolean"})
-MONEY = number(0.0)
-
-# ---------------------------------------------------------------- distributions
-
-_DIST_PARAMS = {
-    "constant": ("value",),
-    "exponential": ("mean",),
-    "lognormal": ("median", "p99", "mean", "cv"),
-    "gamma": ("mean", "cv"),
-    "uniform": ("low", "high"),
-    "empirical": ("samples", "file"),
-}
-_DIST_NEEDS = {
-    "constant": (("value",),),
-    "exponential": (("mean",),),
-    "lognormal": (("median", "p99"), ("mean", "cv")),
-    "gamma": (("mean", "cv"),),
-    "uniform": (("low", "high"),),
-    "empirical": (("samples",), ("file",)),
-}
-
-
-class DistributionKind(Kind):
-    """A random quantity: ``{dist: lognormal, median: 3ms, p99: 15ms}``, or a bare value for
-    a constant. ``value`` is the kind of each quantity (a duration, or a token count)."""
-
-    def __init__(self, value: Scalar, what: str):
-        self.value, self.what = value, what
-
-    def convert(self, raw: Any, path: str, line: int, ck: Checker) -> Any:
-        if not isinstance(raw, dict):
-            v = self.value.convert(raw, path, line, ck)
-            return INVALID if v is INVALID else Distribution("constant", value=v)
-        kind = raw.get("dist")
-        if kind is None:
-            return ck.report(line, path, "missing required field 'dist' (one of: "
-                             + ", ".join(DIST_KINDS) + ")")
-        if kind not in DIST_KINDS:
-            return ck.report(line_of(raw, "dist", line), join(path, "dist"),
-                             f"unknown distribution {describe(kind)}"
-                             f"{suggest(str(kind), DIST_KINDS)}; expected one of: "
-                             + ", ".join(DIST_KINDS))
-        allowed = _DIST_PARAMS[kind]
-        params: dict[str, Any] = {}
-        ok = True
-        for key, val in raw.items():
-            at, ln = join(path, key), line_of(raw, key, line)
-            if key == "dist":
-                continue
-            if key not in allowed:
-                ck.report(ln, at, f"not a parameter of a {kind} distribution{suggest(key, allowed)}"
-                          f" (it takes: {', '.join(allowed)})")
-                ok = False
-                continue
-            params[key] = self._param(key, val, at, ln, ck)
-            ok = ok and params[key] is not INVALID
-        if not ok:
-            return INVALID
-        needs = _DIST_NEEDS[kind]
-        if not any(set(n) == set(params) for n in needs):
-            forms = " or ".join("+".join(n) for n in needs)
-            return ck.report(line, path, f"a {kind} distribution needs {forms}"
-                             f" (got: {', '.join(params) or 'none'})")
-        if kind == "empirical" and "file" in params:
-            params["samples"] = self._read_samples(params["file"], join(path, "file"),
-                                                   line_of(raw, "file", line), ck)
-            if params["samples"] is INVALID:
-                return INVALID
-        dist = Distribution(kind, **params)
-        problem = _distribution_problem(dist)
-        if problem:
-            return ck.report(line, path, problem)
-        return dist
-
-    def _param(self, key: str, val: Any, path: str, line: int, ck: Checker) -> Any:
-        if key == "cv":
-            return number(0.0, lo_open=True).convert(val, path, line, ck)
-        if key == "file":
-            return TEXT.convert(val, path, line, ck)
-        if key == "samples":
-            return ListOf(self.value, min_items=1).convert(val, path, line, ck)
-        return self.value.convert(val, path, line, ck)
-
-    def _read_samples(self, name: str, path: str, line: int, ck: Checker) -> Any:
-        full = os.path.join(ck.base_dir, name)
-        try:
-            with open(full, newline="", encoding="utf-8") as fh:
-                rows = [r for r in csv.reader(fh) if r and r[0].strip()]
-        except OSError as exc:
-            return ck.report(line, path, f"cannot read samples file {full!r}: {exc.strerror}")
-        samples = []
-        for i, row in enumerate(rows):
-            try:
-                samples.append(float(row[0]))
-            except ValueError:
-                if i == 0:
-                    continue  # a header
-                return ck.report(line, path, f"{full}:{i + 1}: not a number: {row[0]!r}")
-        if not samples or min(samples) < 0:
-            return ck.report(line, path, f"{full}: needs non-negative numbers, one per row")
-        return tuple(samples)
-
-    def dump(self, value: Distribution) -> Any:
-        out: dict[str, Any] = {"dist": value.kind}
-        for f in _DIST_PARAMS[value.kind]:
-            v = getattr(value, f)
-            if v is not None and f != "file":
-                out[f] = list(v) if f == "samples" else v
-        return out
-
-    def schema(self) -> dict[str, Any]:
-        v = self.value.schema()
-        variants = []
-        for kind, params in _DIST_PARAMS.items():
-            props: dict[str, Any] = {"dist": {"const": kind}}
-            for p in params:
-                props[p] = ({"type": "array", "items": v} if p == "samples" else
-                            {"type": "string"} if p == "file" else
-                            _NUM if p == "cv" else v)
-            variants.append({"type": "object", "properties": props, "required": ["dist"],
-                             "additionalProperties": False})
-        return {"description": f"a distribution of {self.what}, or a constant",
-                "anyOf": [v, *variants]}
-
-
-def _distribution_problem(d: Distribution) -> str:
-    if d.kind == "exponential" and not (d.mean or 0) > 0:
-        return "an exponential distribution needs mean > 0"
-    if d.kind == "lognormal":
-        if d.median is not None and d.p99 is not None:
-            if d.median <= 0:
-                return "a lognormal distribution needs median > 0"
-            if d.p99 <= d.median:
-                return f"p99 ({d.p99:g}) must be greater than the median ({d.median:g})"
-        elif not (d.mean or 0) > 0:
-            return "a lognormal distribution needs mean > 0"
-    if d.kind == "gamma" and not (d.mean or 0) > 0:
-        return "a gamma distribution needs mean > 0"
-    if d.kind == "uniform" and (d.low or 0) > (d.high or 0):
-        return f"low ({d.low:g}) must not exceed high ({d.high:g})"
-    return ""
-
-
-LATENCY = DistributionKind(duration(), "durations")
-TOKENS = DistributionKind(number(0.0), "token counts")
+__all__ = ["TOPOLOGY", "json_schema"]
 
 # ---------------------------------------------------------------- workload
 
@@ -445,154 +220,10 @@ SERVICE = Record(Service, {
     "cost": Field(Record(Cost, {"per_replica_hour": Field(MONEY)}), "USD"),
 }, check=_check_service, finish=_fill_service, title="service")
 
-# ---------------------------------------------------------------- scenarios and faults
-
-_FAULT_COMMON = {
-    "type": Field(Enum(FAULT_TYPES), required=True),
-    "target": Field(TEXT, "a service, or an edge caller->callee", required=True),
-    "start": Field(duration()),
-    "duration": Field(duration(lo_open=True, nullable=True), "default: to the end of the run"),
-}
-_REPLICAS = Field(whole(1), "how many replicas")
-_FAULT_PARAMS: dict[str, dict[str, Field]] = {
-    "latency": {"latency": Field(duration(), required=True), "jitter": Field(duration())},
-    "bandwidth": {"rate": Field(BANDWIDTH, "bytes per second (100KB/s)", required=True)},
-    "down": {},
-    "timeout": {"timeout": Field(duration(), "connections close after this; 0: hang")},
-    "reset_peer": {},
-    "errors": {"rate": Field(FRACTION, "share of requests answered with status"),
-               "status": Field(whole(400, 599))},
-    "slow": {"factor": Field(number(0.0, lo_open=True), required=True)},
-    "kill": {"replicas": _REPLICAS},
-    "pause": {"replicas": _REPLICAS},
-    "partition": {"replicas": _REPLICAS},
-    "rollout": {"batch": Field(whole(1)), "startup": Field(duration()), "surge": Field(BOOL)},
-}
-_FAULT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "latency": {"jitter": 0.0},
-    "timeout": {"timeout": 0.0},
-    "errors": {"rate": 1.0, "status": 500},
-    "kill": {"replicas": 1},
-    "pause": {"replicas": 1},
-    "partition": {"replicas": 1},
-    "rollout": {"batch": 1, "startup": 30.0, "surge": True},
-}
-_NO_DURATION = ("kill", "rollout")
-
-
-def _fault_record(kind: str) -> Record:
-    fields = dict(_FAULT_COMMON)
-    if kind in _NO_DURATION:
-        del fields["duration"]
-    fields.update(_FAULT_PARAMS[kind])
-    defaults = _FAULT_DEFAULTS.get(kind, {})
-    return Record(Fault, fields, title=f"{kind} fault", finish=lambda f: dataclasses.replace(
-        f, **{k: v for k, v in defaults.items() if getattr(f, k) is None}))
-
-
-_FAULT_RECORDS = {kind: _fault_record(kind) for kind in FAULT_TYPES}
-
-
-class FaultKind(Kind):
-    """A fault: the fields allowed depend on its ``type``."""
-
-    def convert(self, value: Any, path: str, line: int, ck: Checker) -> Any:
-        if not isinstance(value, dict):
-            return ck.report(line, path, f"expected a fault mapping, got {describe(value)}")
-        kind = value.get("type")
-        if kind not in FAULT_TYPES:
-            return _FAULT_COMMON["type"].kind.convert(kind, join(path, "type"),
-                                                      line_of(value, "type", line), ck) \
-                if kind is not None else ck.report(line, path, "missing required field 'type'")
-        return _FAULT_RECORDS[kind].convert(value, path, line, ck)
-
-    def dump(self, value: Fault) -> Any:
-        return _FAULT_RECORDS[value.type].dump(value)
-
-    def schema(self) -> dict[str, Any]:
-        variants = []
-        for kind, rec in _FAULT_RECORDS.items():
-            s = rec.schema()
-            s["properties"]["type"] = {"const": kind}
-            variants.append(s)
-        return {"oneOf": variants}
-
-
-SCENARIO = Record(Scenario, {"description": Field(TEXT),
-                             "faults": Field(ListOf(FaultKind()))}, title="scenario")
-
-# ---------------------------------------------------------------- SLOs
-
-
-def _metric_kind(metric: str) -> Scalar:
-    if metric.startswith("latency_") or metric == "recovery_time":
-        return duration()
-    if metric in ("availability", "error_rate"):
-        return FRACTION
-    if metric == "throughput":
-        return RATE
-    return number(0.0)
-
-
-class SLOKind(Kind):
-    """``{name, metric, min|max, window, count_degraded}``; the limit's unit follows the metric."""
-
-    FIELDS = ("name", "metric", "min", "max", "window", "count_degraded")
-
-    def convert(self, raw: Any, path: str, line: int, ck: Checker) -> Any:
-        if not isinstance(raw, dict):
-            return ck.report(line, path, f"expected an SLO mapping, got {describe(raw)}")
-        ok = True
-        for key in raw:
-            if key not in self.FIELDS:
-                ck.report(line_of(raw, key, line), join(path, key),
-                          f"unknown field{suggest(key, self.FIELDS)}")
-                ok = False
-        metric = raw.get("metric")
-        if metric is None:
-            return ck.report(line, path, "missing required field 'metric'")
-        metric = Enum(SLO_METRICS).convert(metric, join(path, "metric"),
-                                           line_of(raw, "metric", line), ck)
-        ops = [op for op in ("min", "max") if op in raw]
-        if len(ops) != 1:
-            return ck.report(line, path, "give exactly one of min or max" if ops else
-                             "missing the limit: give min or max")
-        if metric is INVALID or not ok:
-            return INVALID
-        op = ops[0]
-        values: dict[str, Any] = {
-            "limit": _metric_kind(metric).convert(raw[op], join(path, op),
-                                                  line_of(raw, op, line), ck),
-            "name": TEXT.convert(raw.get("name", metric), join(path, "name"),
-                                 line_of(raw, "name", line), ck),
-            "window": Enum(("all", "fault", "steady")).convert(
-                raw.get("window", "all"), join(path, "window"), line_of(raw, "window", line), ck),
-            "count_degraded": BOOL.convert(raw.get("count_degraded", True),
-                                           join(path, "count_degraded"),
-                                           line_of(raw, "count_degraded", line), ck),
-        }
-        if any(v is INVALID for v in values.values()):
-            return INVALID
-        return SLO(metric=metric, op=op, **values)
-
-    def dump(self, value: SLO) -> Any:
-        return {"name": value.name, "metric": value.metric, value.op: value.limit,
-                "window": value.window, "count_degraded": value.count_degraded}
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "object", "required": ["metric"], "additionalProperties": False,
-                "properties": {"name": {"type": "string"}, "metric": {"enum": list(SLO_METRICS)},
-                               "min": {}, "max": {}, "window": {"enum": ["all", "fault",
-                                                                          "steady"]},
-                               "count_degraded": {"type": "boolean"}},
-                "oneOf": [{"required": ["min"]}, {"required": ["max"]}]}
-
-
 # ---------------------------------------------------------------- the whole file
 
 TOPOLOGY = Record(Topology, {
-    "version": Field(Scalar(_version, {"const": SUPPORTED_VERSION}), "schema version",
-                     required=True),
+    "version": Field(VERSION, "schema version", required=True),
     "name": Field(TEXT, "default: the file name without .yaml"),
     "description": Field(TEXT),
     "entry": Field(TEXT, "the service client requests enter", required=True),
