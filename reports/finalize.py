@@ -12,7 +12,7 @@ from topologies.files import atomic_write_text
 from .analysis import analyse
 from .result import load_result
 
-__all__ = ["finalize", "write_summary"]
+__all__ = ["finalize", "write_summary", "readable"]
 
 
 def _clean(value: Any) -> Any:
@@ -27,10 +27,19 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def readable(path: str) -> None:
+    """Give a written file the usual permissions (atomic_write's temporary file is 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_summary(result_dir: str, summary: dict[str, Any]) -> None:
     """Write summary.json atomically as strict JSON (NaN and infinities become null)."""
     text = json.dumps(_clean(summary), indent=2, allow_nan=False) + "\n"
-    atomic_write_text(os.path.join(result_dir, "summary.json"), text)
+    path = os.path.join(result_dir, "summary.json")
+    atomic_write_text(path, text)
+    readable(path)
 
 
 def finalize(result_dir: str) -> dict[str, Any]:
