@@ -90,9 +90,11 @@ def edge_label(data: dict[str, Any], steps: int) -> str:
 
 
 def _rate(per_second: float) -> str:
-    if per_second >= 1 or per_second == 0:
+    """``40/s``; ``500/m`` when that is the rounder figure (as rate limits are often given)."""
+    per_minute = per_second * 60
+    if per_second == int(per_second) or abs(per_minute - round(per_minute)) > 1e-6:
         return f"{per_second:.3g}/s"
-    return f"{per_second * 60:.3g}/m"
+    return f"{round(per_minute)}/m"
 
 
 def _client_label(topology: Topology) -> str:
