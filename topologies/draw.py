@@ -92,7 +92,7 @@ def edge_label(data: dict[str, Any], steps: int) -> str:
 def _rate(per_second: float) -> str:
     """``40/s``; ``500/m`` when that is the rounder figure (as rate limits are often given)."""
     per_minute = per_second * 60
-    if per_second == int(per_second) or abs(per_minute - round(per_minute)) > 1e-6:
+    if abs(per_second - round(per_second, 1)) < 1e-9 or abs(per_minute - round(per_minute)) > 1e-6:
         return f"{per_second:.3g}/s"
     return f"{round(per_minute)}/m"
 
