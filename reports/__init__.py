@@ -20,11 +20,13 @@ engines and everything here; this package never imports an engine.
 
 from .analysis import Analysis, analyse
 from .finalize import finalize
+from .gate import GateOutcome, gate
 from .result import Result, is_result_dir, load_result
 from .slo import SLOResult, evaluate_slos, metric_value
 
 __all__ = [
     "Analysis",
+    "GateOutcome",
     "Result",
     "SLOResult",
     "analyse",
@@ -44,9 +46,3 @@ def write_report(result_dirs: list[str], out: str | None = None) -> str:
 
     return _write(result_dirs, out)
 
-
-def gate(paths: list[str], **kwargs):  # noqa: ANN201 - documented in reports.gate
-    """Judge the SLOs of result directories; see :func:`reports.gate.gate`."""
-    from .gate import gate as _gate
-
-    return _gate(paths, **kwargs)

@@ -1,0 +1,116 @@
+"""``faultmesh gate TOPOLOGY|RESULT_DIR``: judge every SLO, exit 0 pass / 1 fail / 2 bad input.
+
+The one command besides sim that may import the simulator: given a topology file it runs the
+scenarios in the simulator first; given result directories (either engine) it only reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+from topologies.errors import UsageError
+
+__all__ = ["add_parser", "run", "simulate_scenarios"]
+
+EXAMPLES = """examples:
+  faultmesh gate topologies/rag-chat.yaml                       every scenario, simulated
+  faultmesh gate topologies/rag-chat.yaml --scenario llm-brownout --seed 7 --junit slo.xml
+  faultmesh gate results/nightly --junit slo.xml                judge runs already made
+  faultmesh gate results/live-run --engine live                 only the live runs found there
+
+With a topology, `--scenario all` (the default) simulates the fault-free baseline and every
+scenario, into --out (default: a new temporary directory, printed). With a directory, every
+result directory in it (or it itself) is judged. Each SLO is evaluated per run, including
+`window: fault` and `window: steady`. A Markdown table goes to stdout and is appended to
+$GITHUB_STEP_SUMMARY when set; --junit writes one testcase per run and SLO.
+
+exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input (no results, no SLOs)
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gate", help="judge SLOs for CI (exit 0 pass, 1 fail)",
+                       description="Evaluate every SLO of every scenario and exit 0 when all "
+                       "hold, 1 when any fails, 2 on bad input.", epilog=EXAMPLES)
+    p.add_argument("target", metavar="TOPOLOGY|RESULT_DIR",
+                   help="topology YAML file (runs the simulator) or result directory(ies)")
+    p.add_argument("--engine", choices=("sim", "live"), default=None,
+                   help="engine to run a topology with (default sim); with directories, only "
+                   "judge runs of this engine")
+    p.add_argument("--scenario", default="all", metavar="NAME|all",
+                   help="scenario to gate (default: all, which includes the baseline)")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    p.add_argument("--out", metavar="DIR", help="where simulated runs go (topology only)")
+    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    p.add_argument("--report", action="store_true",
+                   help="also write report.html in each simulated result directory")
+    p.set_defaults(run=run)
+
+
+def simulate_scenarios(topology_path: str, scenario: str, out: str | None, seed: int,
+                       report: bool = False) -> list[str]:
+    """Run the scenarios of a topology in the simulator; the result directories written."""
+    import topologies
+    from faultmesh.commands._finish import finish_run
+
+    topology = topologies.load(topology_path)
+    if scenario == "all":
+        names = ["baseline"] + [n for n in topology.scenarios if n != "baseline"]
+    elif scenario == "baseline" or scenario in topology.scenarios:
+        names = [scenario]
+    else:
+        have = ", ".join(["baseline", *topology.scenarios])
+        raise UsageError(f"{topology_path}: no scenario {scenario!r} (have: {have})")
+    try:
+        import simulator
+
+        simulate = simulator.simulate
+    except (ImportError, AttributeError):
+        raise UsageError("the simulator is not built yet; gate result directories "
+                         "instead") from None
+    out = out or tempfile.mkdtemp(prefix=f"faultmesh-gate-{topology.name}-")
+    dirs = []
+    for name in names:
+        directory = os.path.join(out, name)
+        print(f"simulating {topology.name} / {name} (seed {seed}) -> {directory}",
+              file=sys.stderr)
+        simulate(topology, name, seed=seed).write(directory)
+        finish_run(directory, report=report)
+        dirs.append(directory)
+    return dirs
+
+
+def run(args: argparse.Namespace) -> int:
+    import reports
+    from reports.gate import append_step_summary, markdown
+
+    target = args.target
+    if os.path.isfile(target):
+        if args.engine == "live":
+            raise UsageError("the live engine is not built yet; gate with --engine sim, or "
+                             "gate result directories written by `faultmesh live`")
+        dirs = simulate_scenarios(target, args.scenario, args.out, args.seed, args.report)
+        outcome = reports.gate(dirs, junit=args.junit)
+    else:
+        if not os.path.exists(target):
+            raise UsageError(f"{target}: no such topology file or result directory")
+        outcome = reports.gate([target], scenario=args.scenario, junit=None)
+        if args.engine:
+            outcome.runs = [r for r in outcome.runs if r.result.engine == args.engine]
+            if not outcome.runs:
+                raise UsageError(f"{target}: no {args.engine} results here")
+        if args.junit:
+            from reports.junit import write_junit
+
+            write_junit(outcome, args.junit)
+    text = markdown(outcome)
+    print(text, end="")
+    summary_path = append_step_summary(text)
+    if summary_path:
+        print(f"appended the summary to {summary_path}", file=sys.stderr)
+    if args.junit:
+        print(f"wrote {args.junit}", file=sys.stderr)
+    return outcome.exit_code

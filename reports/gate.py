@@ -1,0 +1,155 @@
+"""The CI gate over result directories: every SLO of every scenario judged, one verdict.
+
+:func:`gate` reads result directories of either engine (a directory holding summary.json,
+or a directory of such directories), evaluates each run's SLOs (:mod:`reports.slo`),
+and returns a :class:`GateOutcome` whose ``exit_code`` is 0 when every SLO holds and 1 when
+any fails. :func:`markdown` renders it for people (and ``$GITHUB_STEP_SUMMARY``);
+:mod:`reports.junit` renders it for CI test reporters. Running the simulator first is the
+``faultmesh gate`` command's job: this package never imports an engine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from topologies.errors import UsageError
+from topologies.files import atomic_write_text
+
+from .formatting import format_metric
+from .result import Result, is_result_dir, load_result
+from .slo import SLOResult, evaluate_slos
+
+__all__ = ["RunVerdict", "GateOutcome", "find_result_dirs", "gate", "markdown",
+           "append_step_summary"]
+
+_MAX_DEPTH = 3
+
+
+@dataclass
+class RunVerdict:
+    """The SLO verdicts of one run (one scenario, one seed, one engine)."""
+
+    result: Result
+    slos: list[SLOResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(s.passed for s in self.slos)
+
+    @property
+    def label(self) -> str:
+        """``scenario (engine, seed N)``."""
+        seed = self.result.seed
+        return (f"{self.result.scenario} ({self.result.engine}"
+                + (f", seed {seed}" if seed is not None else "") + ")")
+
+
+@dataclass
+class GateOutcome:
+    """Every run's verdicts; the gate passes when every SLO of every run holds."""
+
+    runs: list[RunVerdict] = field(default_factory=list)
+
+    @property
+    def slos(self) -> list[SLOResult]:
+        return [s for run in self.runs for s in run.slos]
+
+    @property
+    def failures(self) -> list[SLOResult]:
+        return [s for s in self.slos if not s.passed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every SLO holds, 1 when any fails."""
+        return 0 if self.passed else 1
+
+
+def find_result_dirs(path: str) -> list[str]:
+    """``path`` itself when it holds summary.json, else the result directories below it."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file or directory")
+    if not os.path.isdir(path):
+        raise UsageError(f"{path}: not a result directory")
+    if is_result_dir(path):
+        return [path]
+    found = []
+    base = path.rstrip(os.sep).count(os.sep)
+    for root, dirs, _files in os.walk(path):
+        dirs.sort()
+        if is_result_dir(root):
+            found.append(root)
+            dirs[:] = []
+        elif root.count(os.sep) - base >= _MAX_DEPTH:
+            dirs[:] = []
+    if not found:
+        raise UsageError(f"{path}: no summary.json here or in the directories below it; "
+                         "give a result directory, a directory of them, or a topology file")
+    return found
+
+
+def gate(paths: list[str], *, scenario: str | None = None, junit: str | None = None
+         ) -> GateOutcome:
+    """Judge the SLOs of every run under ``paths`` (``scenario``: only runs of that scenario).
+
+    Writes JUnit XML to ``junit`` when given. Raises :class:`UsageError` when there is no
+    run to judge or the runs' topologies define no SLOs at all.
+    """
+    dirs = [d for p in paths for d in find_result_dirs(p)]
+    results = [load_result(d) for d in dirs]
+    if scenario not in (None, "all"):
+        chosen = [r for r in results if r.scenario == scenario]
+        if not chosen:
+            have = ", ".join(sorted({r.scenario for r in results}))
+            raise UsageError(f"no result of scenario {scenario!r} (found: {have})")
+        results = chosen
+    outcome = GateOutcome([RunVerdict(r, evaluate_slos(r)) for r in results])
+    if not outcome.slos:
+        raise UsageError("nothing to gate on: the topology.yaml of "
+                         + ", ".join(r.path for r in results) + " defines no slos")
+    if junit:
+        from .junit import write_junit
+
+        write_junit(outcome, junit)
+    return outcome
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(outcome: GateOutcome) -> str:
+    """A Markdown summary: the verdict line, then one table row per scenario and SLO."""
+    n, bad = len(outcome.slos), len(outcome.failures)
+    head = (f"### faultmesh gate: ✅ PASS — all {n} SLO checks hold" if outcome.passed else
+            f"### faultmesh gate: ❌ FAIL — {bad} of {n} SLO checks violated")
+    lines = [head, "", "| run | SLO | window | measured | limit | result |",
+             "|---|---|---|---:|---:|---|"]
+    for run in outcome.runs:
+        for s in run.slos:
+            sign = "≤" if s.op == "max" else "≥"
+            lines.append(
+                f"| {_cell(run.label)} | {_cell(s.name)} | {s.window} | "
+                f"{_cell(format_metric(s.metric, s.value))} | "
+                f"{sign} {_cell(format_metric(s.metric, s.limit))} | "
+                f"{'✅ pass' if s.passed else '❌ FAIL'} |")
+    return "\n".join(lines) + "\n"
+
+
+def append_step_summary(text: str, path: str | None = None) -> str | None:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` (or ``path``); the path, or None if unset."""
+    path = path or os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return None
+    old = ""
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as fh:
+            old = fh.read()
+    sep = "\n" if old and not old.endswith("\n") else ""
+    atomic_write_text(path, old + sep + text)
+    return path
