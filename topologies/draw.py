@@ -67,6 +67,8 @@ def node_label(service: Service) -> tuple[str, str, str]:
 def edge_label(data: dict[str, Any], steps: int) -> str:
     """The policy text of one edge: ``"2. 2s, 3 tries, CB"``, ``"p=0.5"``, or ``""``.
 
+    Several calls on one edge give one line each; a long line is broken once.
+
     ``data`` are the edge attributes of :func:`topologies.graph.call_graph`; ``steps`` is the
     number of steps of the caller (the step number is shown only when there are several).
     """
@@ -86,7 +88,18 @@ def edge_label(data: dict[str, Any], steps: int) -> str:
         texts.append(", ".join(parts))
     if steps > 1:
         texts = [f"{n + 1}. {t}".rstrip() for n, t in zip(data["steps"], texts, strict=True)]
-    return " / ".join(t for t in texts if t)
+    return "\n".join(_wrap(t) for t in texts if t)
+
+
+def _wrap(text: str, width: int = 24) -> str:
+    """Break a long label once, at the ", " nearest its middle, so it fits between layers."""
+    if len(text) <= width:
+        return text
+    cuts = [i for i in range(len(text)) if text.startswith(", ", i)]
+    if not cuts:
+        return text
+    cut = min(cuts, key=lambda i: abs(i - len(text) / 2))
+    return text[: cut + 1] + "\n" + text[cut + 2:]
 
 
 def _rate(per_second: float) -> str:
