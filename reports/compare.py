@@ -1,0 +1,178 @@
+"""Several runs side by side: scenarios, replications, or sim against live.
+
+Runs are labelled ``engine/scenario/seed`` from summary.json (the directory name is added
+when two labels would be equal). The first run is the reference: the table of differences
+gives each figure per run and its change against the first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .formatting import format_metric, format_seconds, format_usd
+from .plots import PALETTE, new_figure, to_svg
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
+
+__all__ = ["run_labels", "difference_rows", "slo_matrix", "comparison_figures",
+           "comparison_context"]
+
+# (label, unit kind, getter): kind "s" seconds, "%" fraction, "usd", "x", "n" plain
+_FIGURES: list[tuple[str, str, Callable[[Analysis], float]]] = [
+    ("requests measured", "n", lambda a: float(a.requests)),
+    ("availability", "%", lambda a: a.availability),
+    ("error rate", "%", lambda a: 1 - a.availability),
+    ("throughput (req/s)", "n", lambda a: a.throughput),
+    ("latency mean", "s", lambda a: a.latency["mean"]),
+    ("latency p50", "s", lambda a: a.latency["p50"]),
+    ("latency p90", "s", lambda a: a.latency["p90"]),
+    ("latency p99", "s", lambda a: a.latency["p99"]),
+    ("latency p99.9", "s", lambda a: a.latency["p999"]),
+    ("latency max", "s", lambda a: a.latency["max"]),
+    ("recovery time", "s", lambda a: a.recovery_time),
+    ("retry amplification", "x", lambda a: a.retry_amplification),
+    ("cost total", "usd", lambda a: a.cost["total"]),
+    ("cost per 1k successful", "usd", lambda a: a.cost["per_1k"]),
+    ("cost wasted", "usd", lambda a: a.cost["wasted"]),
+    ("resilience score", "n", lambda a: a.score),
+]
+
+
+def run_labels(analyses: list[Analysis]) -> list[str]:
+    """engine/scenario/seed per run, made unique with the directory name when needed."""
+    labels = [a.result.label for a in analyses]
+    if len(set(labels)) < len(labels):
+        labels = [f"{lab} ({os.path.basename(os.path.normpath(a.result.path))})"
+                  for lab, a in zip(labels, analyses, strict=True)]
+    return labels
+
+
+def _fmt(kind: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if kind == "s":
+        return format_seconds(value)
+    if kind == "%":
+        return f"{value * 100:.2f} %"
+    if kind == "usd":
+        return format_usd(value)
+    if kind == "x":
+        return f"{value:.3g}x"
+    return f"{value:,.4g}"
+
+
+def _delta(kind: str, value: float, base: float) -> str:
+    if any(isinstance(x, float) and (math.isnan(x) or math.isinf(x)) for x in (value, base)):
+        return "" if value == base else "changed"
+    diff = value - base
+    if diff == 0:
+        return "="
+    sign = "+" if diff > 0 else "−"
+    if kind == "%":
+        return f"{sign}{abs(diff) * 100:.2f} pp"
+    text = sign + _fmt(kind, abs(diff)).lstrip("$")
+    text = ("$" + text if kind == "usd" else text)
+    if base:
+        text += f" ({diff / abs(base):+.0%})"
+    return text
+
+
+def difference_rows(analyses: list[Analysis]) -> list[dict[str, Any]]:
+    """One row per figure: ``label``, ``values`` (formatted, per run), ``deltas`` vs run 1."""
+    rows = []
+    for label, kind, get in _FIGURES:
+        raw = [get(a) for a in analyses]
+        rows.append({"label": label, "values": [_fmt(kind, v) for v in raw],
+                     "deltas": [""] + [_delta(kind, v, raw[0]) for v in raw[1:]]})
+    rows.append({"label": "blast radius",
+                 "values": [", ".join(a.blast_radius) or "none" for a in analyses],
+                 "deltas": [""] + ["=" if a.blast_radius == analyses[0].blast_radius
+                                   else "changed" for a in analyses[1:]]})
+    return rows
+
+
+def slo_matrix(analyses: list[Analysis]) -> list[dict[str, Any]]:
+    """One row per SLO (by name, window): its limit and, per run, value and pass/fail."""
+    keys: list[tuple[str, str]] = []
+    for a in analyses:
+        for s in a.slos:
+            if (s.name, s.window) not in keys:
+                keys.append((s.name, s.window))
+    rows = []
+    for name, window in keys:
+        cells, limit = [], ""
+        for a in analyses:
+            match = next((s for s in a.slos if (s.name, s.window) == (name, window)), None)
+            if match is None:
+                cells.append(None)
+                continue
+            limit = ("≤ " if match.op == "max" else "≥ ") + format_metric(match.metric,
+                                                                          match.limit)
+            cells.append({"value": format_metric(match.metric, match.value),
+                          "passed": match.passed})
+        rows.append({"name": name, "window": window, "limit": limit, "cells": cells})
+    return rows
+
+
+def _overlay(analyses: list[Analysis], labels: list[str], column: str, ylabel: str,
+             scale: float, name: str) -> str:
+    fig, (ax,) = new_figure(height=3.4)
+    for i, (a, label) in enumerate(zip(analyses, labels, strict=True)):
+        colour = PALETTE[i % len(PALETTE)]
+        w = a.windows
+        ax.plot(w["t_mid"], w[column] * scale, color=colour, marker=".", label=label)
+        for lo, hi in a.intervals:
+            ax.axvspan(lo, hi if hi > lo else lo + 0.5, color=colour, alpha=0.08, lw=0)
+    ax.set_xlabel("time since start of run (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, frameon=False, loc="upper right")
+    return to_svg(fig, name)
+
+
+def _cdf(analyses: list[Analysis], labels: list[str]) -> str:
+    fig, (ax,) = new_figure(height=3.4)
+    for i, (a, label) in enumerate(zip(analyses, labels, strict=True)):
+        lat = np.sort(a.result.measured_requests()["latency"].dropna().to_numpy(dtype=float))
+        if lat.size:
+            ax.plot(lat, np.arange(1, lat.size + 1) / lat.size * 100,
+                    color=PALETTE[i % len(PALETTE)], label=label, drawstyle="steps-post")
+    ax.set_xlabel("latency (s)")
+    ax.set_ylabel("requests at or below (%)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, frameon=False, loc="lower right")
+        ax.set_xscale("log")
+    return to_svg(fig, "cdf")
+
+
+def comparison_figures(analyses: list[Analysis], labels: list[str]) -> dict[str, str]:
+    """Overlays: p99 over time, throughput, error rate, and the latency distribution."""
+    return {
+        "p99": _overlay(analyses, labels, "p99", "latency p99 (s)", 1.0, "cmp-p99"),
+        "throughput": _overlay(analyses, labels, "throughput", "successful (req/s)", 1.0,
+                               "cmp-throughput"),
+        "errors": _overlay(analyses, labels, "error_rate", "error rate (%)", 100.0,
+                           "cmp-errors"),
+        "cdf": _cdf(analyses, labels),
+    }
+
+
+def comparison_context(analyses: list[Analysis]) -> dict[str, Any]:
+    """Everything compare.html.j2 shows."""
+    labels = run_labels(analyses)
+    runs = []
+    for i, (a, label) in enumerate(zip(analyses, labels, strict=True)):
+        word = "NO SLOs" if not a.slos else ("PASS" if a.passed else "FAIL")
+        runs.append({"label": label, "colour": PALETTE[i % len(PALETTE)], "verdict": word,
+                     "cls": {"PASS": "pass", "FAIL": "fail"}.get(word, "none"),
+                     "score": a.score, "path": a.result.path, "topology": a.result.name,
+                     "slos_failed": sum(not s.passed for s in a.slos),
+                     "slos": len(a.slos)})
+    return {"runs": runs, "labels": labels, "rows": difference_rows(analyses),
+            "slo_rows": slo_matrix(analyses), "figures": comparison_figures(analyses, labels)}
