@@ -1,0 +1,327 @@
+"""Call execution: how a request travels an edge, is handled by a replica, and makes its
+own calls.
+
+One attempt on an edge ``caller->callee`` crosses the network (where network faults act),
+passes the callee's rate limit, is given a replica by the callee's balancer, and is handled
+there: a concurrency slot (or the queue, or 503), a worker for the own processing time, the
+LLM generation, the service's own errors, then its calls in order while the slot is held.
+A call wraps its attempts in the edge's policies: circuit breaker, timeout, retries with
+backoff and budget, and the fallback.
+
+The common case (no timeout, retry or breaker, no replica that can be killed) runs inline in
+the caller's process with ``yield from``: no extra process, no extra event. A call with a
+timeout runs its attempt in its own process so that the caller can abandon it while the
+callee keeps working (that work is then counted as wasted).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from topologies.model import Call
+
+from .errors import (
+    E_CIRCUIT_OPEN,
+    E_ERROR,
+    E_INJECTED,
+    E_QUEUE_TIMEOUT,
+    E_RATE_LIMITED,
+    E_REFUSED,
+    E_REJECTED,
+    E_RESET,
+    E_TIMEOUT,
+    retry_class,
+)
+from .policies import Backoff, Breaker, RetryBudget
+from .recorder import Recorder
+from .replica import Replica, ServiceRuntime, frozen_overlap
+
+if TYPE_CHECKING:
+    from .faults import NetState
+
+__all__ = ["Edge", "CallExecutor"]
+
+Outcome = tuple[int, int]   # (status, error code)
+
+
+class Edge:
+    """One dependency edge ``caller->callee`` as it runs: the call spec and its policy state."""
+
+    __slots__ = ("caller", "caller_index", "callee", "call", "timeout", "p", "request_size",
+                 "degrade", "retry", "budget", "breaker", "backoff", "net", "plain", "proc",
+                 "short_circuited")
+
+    def __init__(self, caller: str, caller_index: int, callee: ServiceRuntime, call: Call,
+                 uniform: Callable[[], float]):
+        self.caller = caller
+        self.caller_index = caller_index
+        self.callee = callee
+        self.call = call
+        self.timeout = call.timeout
+        self.p = call.p
+        self.request_size = call.request_size
+        self.degrade = call.fallback == "degrade"
+        self.retry = call.retry if call.retry is not None and call.retry.attempts > 1 else None
+        self.budget = RetryBudget(self.retry.budget if self.retry else None)
+        self.breaker = Breaker(call.circuit_breaker) if call.circuit_breaker else None
+        self.backoff = Backoff(call.retry, uniform) if call.retry else None
+        self.net: NetState | None = None
+        self.proc = False
+        self.plain = False
+        self.short_circuited = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.caller}->{self.callee.name}"
+
+    def finalise(self, caller_killable: bool) -> None:
+        """Decide how attempts run: own process (timeout, killable ends) or inline."""
+        self.proc = self.timeout is not None or caller_killable or self.callee.killable
+        self.plain = not self.proc and self.retry is None and self.breaker is None \
+            and not self.degrade
+
+
+class CallExecutor:
+    """Runs calls, attempts and request handling for one simulation."""
+
+    def __init__(self, env: simpy.Environment, rec: Recorder,
+                 steps: dict[str, list[Any]], uniforms: dict[str, Callable[[], float]],
+                 latency: dict[str, Callable[[], float]],
+                 network_uniform: Callable[[], float]):
+        self.env = env
+        self.rec = rec
+        self.steps = steps            # service name -> [Edge | tuple[Edge, ...]]
+        self.uniforms = uniforms      # service name -> uniform draws (p, error_rate, faults)
+        self.latency = latency        # service name -> own processing time draws
+        self.network_uniform = network_uniform
+
+    # -- a call: policies around attempts ------------------------------------------------
+
+    def call(self, e: Edge, rid: int, parent: int):
+        """Make the call on edge ``e`` for request ``rid``; returns (status, error)."""
+        if e.plain:
+            env = self.env
+            rec = self.rec
+            cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, 1, env.now)
+            st, er = yield from self.deliver(e, rid, cid)
+            rec.call_end(cid, env.now, st, er)
+            if st == 200:
+                e.callee.answered_ok += 1
+            else:
+                e.callee.answered_error += 1
+            return st, er
+        return (yield from self._call_with_policies(e, rid, parent))
+
+    def _call_with_policies(self, e: Edge, rid: int, parent: int):
+        env = self.env
+        breaker = e.breaker
+        retry = e.retry
+        budget = e.budget
+        n = 1
+        while True:
+            if breaker is not None and not breaker.allow(env.now):
+                e.short_circuited += 1
+                st, er = 0, E_CIRCUIT_OPEN
+                break
+            if n == 1:
+                budget.calls += 1
+            st, er = yield from self.attempt(e, rid, parent, n)
+            if breaker is not None:
+                breaker.record(env.now, st == 200)
+            if st == 200:
+                return st, er
+            if retry is None or n >= retry.attempts or retry_class(st, er) not in retry.on:
+                break
+            if not budget.allow_retry():
+                break
+            budget.retries += 1
+            wait = e.backoff.wait(n) if e.backoff is not None else 0.0
+            if wait > 0:
+                yield env.timeout(wait)
+            n += 1
+        if e.degrade:
+            self.rec.r_degraded[rid] = 1
+            return 200, 0
+        return st, er
+
+    def attempt(self, e: Edge, rid: int, parent: int, n: int):
+        """One attempt on ``e``; with a timeout the caller abandons it after ``e.timeout``."""
+        env = self.env
+        rec = self.rec
+        cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, n, env.now)
+        if e.proc:
+            p = env.process(self.deliver(e, rid, cid))
+            if e.timeout is not None:
+                yield p | env.timeout(e.timeout)
+                st, er = p.value if p.triggered else (504, E_TIMEOUT)
+            else:
+                st, er = yield p
+        else:
+            st, er = yield from self.deliver(e, rid, cid)
+        rec.call_end(cid, env.now, st, er)
+        if st == 200:
+            e.callee.answered_ok += 1
+        else:
+            e.callee.answered_error += 1
+        return st, er
+
+    # -- an attempt: network, rate limit, balancer, replica ------------------------------
+
+    def deliver(self, e: Edge, rid: int, cid: int):
+        """Carry attempt ``cid`` over the network to a replica of the callee and back."""
+        env = self.env
+        svc = e.callee
+        net = e.net
+        if net is not None:
+            if net.down:
+                return 0, E_REFUSED
+            if net.reset:
+                return 0, E_RESET
+            if net.hang is not None:
+                yield self._wait(net.hang if net.hang > 0 else net.hang_until - env.now)
+                return 0, E_RESET
+            delay = net.latency
+            if net.jitter:
+                delay += (2.0 * self.network_uniform() - 1.0) * net.jitter
+            if net.bandwidth:
+                delay += e.request_size / net.bandwidth
+            if delay > 0:
+                yield env.timeout(delay)
+        if svc.bucket is not None and not svc.bucket.take(env.now):
+            return 429, E_RATE_LIMITED
+        rep = svc.pick()
+        if rep is None:
+            return 0, E_REFUSED
+        self.rec.c_replica[cid] = rep.index
+        if rep.partitioned_until > env.now:
+            yield self._wait(rep.partitioned_until - env.now)
+            return 0, E_RESET
+        if svc.killable:
+            proc = env.active_process
+            rep.inflight.add(proc)
+            try:
+                st, er = yield from self.handle(svc, rep, rid, cid)
+            except simpy.Interrupt:
+                st, er = 0, E_RESET
+            finally:
+                rep.inflight.discard(proc)
+        else:
+            st, er = yield from self.handle(svc, rep, rid, cid)
+        net = e.net
+        if net is not None and net.bandwidth:
+            size = svc.spec.response_size
+            if svc.spec.llm is not None:
+                size = 4.0 * self.rec.llm.get(cid, (0.0, 0.0, 0))[2]
+            yield env.timeout(size / net.bandwidth)
+        return st, er
+
+    # -- handling at a replica ---------------------------------------------------------
+
+    def handle(self, svc: ServiceRuntime, rep: Replica, rid: int, cid: int):
+        """Handle attempt ``cid`` at replica ``rep``: slot, work, generation, calls, answer."""
+        env = self.env
+        spec = svc.spec
+        rep.active += 1
+        try:
+            if rep.paused_until > env.now:
+                yield from self._frozen(rep)
+            if svc.fault_error and self.uniforms[svc.name]() < svc.fault_error:
+                return svc.fault_status, E_INJECTED
+            slots = rep.slots
+            slot = None
+            if slots is not None:
+                if slots.count >= slots.capacity and svc.queue_limit is not None \
+                        and len(slots.queue) >= svc.queue_limit:
+                    return 503, E_REJECTED
+                slot = slots.request()
+                if not slot.triggered:
+                    if svc.queue_timeout is None:
+                        yield slot
+                    else:
+                        yield slot | env.timeout(svc.queue_timeout)
+                        if not slot.triggered:
+                            slot.cancel()
+                            return 503, E_QUEUE_TIMEOUT
+            try:
+                draw = self.latency.get(svc.name)
+                if draw is not None:
+                    d = draw() * svc.slow
+                    with rep.workers.request() as w:
+                        if not w.triggered:
+                            yield w
+                        t0 = env.now
+                        yield env.timeout(d)
+                        if rep.pauses:
+                            yield from self._thaw(rep, t0)
+                    svc.work_done += d
+                    self.rec.c_cost[cid] += d * svc.price_per_busy_second
+                if rep.engine is not None:
+                    st = yield from rep.engine.generate(cid)
+                    if st != 200:
+                        return 0, E_RESET
+                if spec.error_rate and self.uniforms[svc.name]() < spec.error_rate:
+                    return 500, E_ERROR
+                steps = self.steps[svc.name]
+                if steps:
+                    st, er = yield from self.run_steps(svc, steps, rid, cid)
+                    if st != 200:
+                        return (st if st else 502), er
+                if rep.paused_until > env.now:
+                    yield from self._frozen(rep)
+                return 200, 0
+            finally:
+                if slot is not None:
+                    slots.release(slot)
+        finally:
+            rep.active -= 1
+
+    def run_steps(self, svc: ServiceRuntime, steps: list[Any], rid: int, cid: int):
+        """Make a service's calls in order; a parallel group waits for all its calls."""
+        env = self.env
+        uniform = self.uniforms[svc.name]
+        for step in steps:
+            if step.__class__ is tuple:
+                procs = [env.process(self.call(e, rid, cid)) for e in step
+                         if e.p >= 1.0 or uniform() < e.p]
+                if procs:
+                    yield env.all_of(procs)
+                    for p in procs:
+                        st, er = p.value
+                        if st != 200:
+                            return st, er
+            else:
+                if step.p < 1.0 and uniform() >= step.p:
+                    continue
+                st, er = yield from self.call(step, rid, cid)
+                if st != 200:
+                    return st, er
+        return 200, 0
+
+    def _wait(self, delay: float) -> simpy.Event:
+        """A timeout, or an event that never comes when the delay is infinite."""
+        return self.env.event() if math.isinf(delay) else self.env.timeout(delay)
+
+    # -- pauses ------------------------------------------------------------------------
+
+    def _frozen(self, rep: Replica):
+        """Wait while the replica is paused."""
+        env = self.env
+        while rep.paused_until > env.now:
+            if math.isinf(rep.paused_until):
+                yield env.event()   # frozen to the end of the run
+            yield env.timeout(rep.paused_until - env.now)
+
+    def _thaw(self, rep: Replica, t0: float):
+        """Processing that ran across a pause finishes later by the time it was frozen."""
+        env = self.env
+        extra = frozen_overlap(rep.pauses, t0, env.now)
+        while extra > 0:
+            if math.isinf(extra):
+                yield env.event()
+            t1 = env.now
+            yield env.timeout(extra)
+            extra = frozen_overlap(rep.pauses, t1, env.now)

@@ -1,0 +1,226 @@
+"""A run: one :class:`Simulation` built from a Topology and a Scenario, and ``simulate()``.
+
+The simulation owns the simpy environment, the random streams, the services and their
+replicas, the edges with their policy state, the fault injector, the autoscalers, the client
+workload and a monitor that samples every service once per simulated second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import simpy
+
+from topologies.errors import UsageError
+from topologies.model import Call, ParallelGroup, Scenario, Topology
+
+from .autoscaler import autoscaler
+from .calls import CallExecutor, Edge
+from .faults import FaultInjector
+from .llm import BatchEngine
+from .recorder import Recorder
+from .replica import Replica, ServiceRuntime
+from .results import Result
+from .streams import Streams
+from .workload import start_workload
+
+__all__ = ["Simulation", "simulate", "Progress"]
+
+Progress = Callable[[float, float], None]
+
+
+class Simulation:
+    """One run of a topology under a scenario, from time 0 to ``duration`` seconds."""
+
+    def __init__(self, topology: Topology, scenario: Scenario | str | None = None, *,
+                 seed: int = 0, duration: float | None = None):
+        if not isinstance(topology, Topology):
+            raise UsageError(f"topology: expected a Topology, not {type(topology).__name__}")
+        if isinstance(scenario, str) or scenario is None:
+            try:
+                scenario = topology.scenario(scenario)
+            except KeyError:
+                known = ", ".join(sorted(topology.scenarios)) or "none"
+                raise UsageError(f"scenario {scenario!r} is not defined (known: {known})") \
+                    from None
+        if not isinstance(scenario, Scenario):
+            raise UsageError(f"scenario: expected a name or a Scenario, not {scenario!r}")
+        self.topology = topology
+        self.scenario = scenario
+        self.seed = seed
+        self.duration = float(duration if duration is not None else topology.workload.duration)
+        if not self.duration > 0:
+            raise UsageError(f"duration: must be positive, not {self.duration}")
+        if topology.entry not in topology.services:
+            raise UsageError(f"entry: unknown service {topology.entry!r}")
+        self.env = env = simpy.Environment()
+        self.streams = streams = Streams(seed)
+        self.rec = rec = Recorder()
+        self.names = ["client", *topology.services]
+        self.services: dict[str, ServiceRuntime] = {}
+        for i, (name, spec) in enumerate(topology.services.items(), start=1):
+            factory = self._engine_factory(name) if spec.llm is not None else None
+            self.services[name] = ServiceRuntime(env, spec, i, streams.uniform(f"balancer:{name}"),
+                                                 factory)
+        # edges
+        self.edges_into: dict[str, list[Edge]] = {name: [] for name in self.services}
+        steps: dict[str, list[Any]] = {}
+        for name, spec in topology.services.items():
+            compiled: list[Any] = []
+            for step in spec.calls:
+                if isinstance(step, ParallelGroup):
+                    compiled.append(tuple(self._edge(name, c) for c in step.parallel))
+                else:
+                    compiled.append(self._edge(name, step))
+            steps[name] = compiled
+        self.client_edge = self._edge("client", Call(to=topology.entry))
+        self.faults = FaultInjector(self, scenario.faults)
+        for edge_list in self.edges_into.values():
+            for e in edge_list:
+                caller = self.services.get(e.caller)
+                e.finalise(caller.killable if caller is not None else False)
+        self.calls = CallExecutor(
+            env, rec, steps,
+            uniforms={n: streams.uniform(f"service:{n}") for n in self.services},
+            latency={n: streams.sampler(s.latency, f"latency:{n}")
+                     for n, s in topology.services.items()
+                     if not (s.latency.kind == "constant" and not s.latency.value)},
+            network_uniform=streams.uniform("network"))
+        # replicas and autoscalers
+        for svc in self.services.values():
+            spec = svc.spec
+            n = spec.replicas
+            if spec.autoscale is not None:
+                n = min(spec.autoscale.max, max(spec.autoscale.min, n))
+                env.process(autoscaler(self, svc, spec.autoscale))
+            for _ in range(n):
+                self.start_replica(svc, ready_after=0.0)
+        start_workload(env, topology.workload, streams, self._new_request, self._client)
+        self.timeseries: dict[str, list] = {k: [] for k in (
+            "t", "service", "replicas", "ready_replicas", "busy", "queued", "utilization",
+            "throughput", "errors", "batch")}
+        env.process(self._monitor())
+
+    # -- building ---------------------------------------------------------------------
+
+    def _edge(self, caller: str, call: Call) -> Edge:
+        if call.to not in self.services:
+            raise UsageError(f"services.{caller}.calls: unknown service {call.to!r}")
+        callee = self.services[call.to]
+        caller_index = self.names.index(caller)
+        e = Edge(caller, caller_index, callee, call,
+                 self.streams.uniform(f"retry:{caller}->{call.to}"))
+        self.edges_into[call.to].append(e)
+        return e
+
+    def _engine_factory(self, name: str) -> Callable[[Replica], BatchEngine]:
+        spec = self.topology.services[name]
+        assert spec.llm is not None
+        prompt = self.streams.tokens(spec.llm.prompt_tokens, f"prompt_tokens:{name}")
+        output = self.streams.tokens(spec.llm.output_tokens, f"output_tokens:{name}")
+        return lambda rep: BatchEngine(self.env, rep, spec.llm, self.rec, prompt, output)
+
+    # -- replica lifecycle (used by faults and autoscalers) -------------------------------
+
+    def start_replica(self, svc: ServiceRuntime, ready_after: float | None) -> Replica:
+        """A new replica starts now (and costs from now); it serves after ``ready_after``
+        seconds, or when :meth:`make_ready` is called if None."""
+        rep = svc.new_replica()
+        rep.span = [svc.index, rep.index, self.env.now, None]
+        self.rec.replica_spans.append(rep.span)
+        if ready_after == 0.0:
+            self.make_ready(rep)
+        elif ready_after is not None:
+            self.env.process(self._ready_later(rep, ready_after))
+        return rep
+
+    def _ready_later(self, rep: Replica, delay: float):
+        yield self.env.timeout(delay)
+        if not rep.stopped:
+            self.make_ready(rep)
+
+    def make_ready(self, rep: Replica) -> None:
+        rep.serving = True
+        rep.service.refresh()
+
+    def stop_replica(self, rep: Replica) -> None:
+        """Stop a replica gracefully: no new requests; those in flight still finish."""
+        rep.stopped = True
+        rep.serving = False
+        if rep.span is not None:
+            rep.span[3] = self.env.now
+        rep.service.refresh()
+
+    # -- clients and monitor ---------------------------------------------------------------
+
+    def _new_request(self) -> int:
+        return self.rec.request_start(self.env.now)
+
+    def _client(self, rid: int):
+        st, er = yield from self.calls.call(self.client_edge, rid, -1)
+        self.rec.request_end(rid, self.env.now, st, er)
+
+    def _monitor(self):
+        """Sample every service once per second (values of the interval [t, t + 1))."""
+        env = self.env
+        ts = self.timeseries
+        services = list(self.services.values())
+        last = {s.name: (s.work_done, s.answered_ok, s.answered_error) for s in services}
+        t = 0.0
+        while True:
+            yield env.timeout(1.0)
+            for s in services:
+                work, ok, err = last[s.name]
+                ready = len(s.serving)
+                busy = sum(r.busy() for r in s.serving)
+                ts["t"].append(t)
+                ts["service"].append(s.name)
+                ts["replicas"].append(len(s.running()))
+                ts["ready_replicas"].append(ready)
+                ts["busy"].append(busy)
+                ts["queued"].append(sum(r.queued() for r in s.replicas if not r.stopped))
+                ts["utilization"].append((s.work_done - work) / (s.capacity * max(1, ready)))
+                ts["throughput"].append(s.answered_ok - ok)
+                ts["errors"].append(s.answered_error - err)
+                ts["batch"].append(busy if s.spec.llm is not None else math.nan)
+                last[s.name] = (s.work_done, s.answered_ok, s.answered_error)
+            t += 1.0
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None) -> Result:
+        """Run to the end (or until Ctrl-C: then the result is marked partial)."""
+        env = self.env
+        end = self.duration
+        partial = False
+        try:
+            if progress is None:
+                env.run(until=end)
+            else:
+                chunk = max(1.0, end / 100.0)
+                while env.now < end:
+                    env.run(until=min(end, env.now + chunk))
+                    progress(env.now, end)
+        except KeyboardInterrupt:
+            partial = True
+        return Result.from_simulation(self, env.now, partial)
+
+
+def simulate(topology: Topology, scenario: Scenario | str | None = None, *, seed: int = 0,
+             duration: float | None = None, overrides: Mapping[str, Any] | None = None,
+             progress: Progress | None = None) -> Result:
+    """Simulate ``topology`` under ``scenario`` (a name, a Scenario, or None for no faults).
+
+    ``overrides`` maps dotted paths to values, applied with ``topologies.override``.
+    The same seed gives the same result, bit for bit.
+    """
+    if overrides:
+        import topologies
+
+        override = getattr(topologies, "override", None)
+        if override is None:
+            raise UsageError("overrides need topologies.override(), which is not available")
+        topology = override(topology, dict(overrides))
+    return Simulation(topology, scenario, seed=seed, duration=duration).run(progress)

@@ -1,0 +1,199 @@
+"""Faults: what each fault type of a scenario does to the simulated system, in its window.
+
+Network faults (``latency``, ``bandwidth``, ``down``, ``timeout``, ``reset_peer``) act on
+edges: every edge into the target service, or the one edge ``caller->callee``. The other
+types act on the target service (the callee of an edge target):
+
+* ``errors`` answers a share ``rate`` of requests with ``status`` (default 500) at once;
+* ``slow`` multiplies own processing time (and LLM prefill/decode time) by ``factor``;
+* ``kill`` crashes ``replicas`` replicas (default 1): their in-flight requests fail (status
+  0, reset) and they serve again after the service's ``restart``;
+* ``pause`` freezes ``replicas`` replicas (default all) for the window: they hold their
+  requests, which resume afterwards (the frozen time is added to whatever they were doing);
+* ``partition`` cuts ``replicas`` replicas (default all) off for the window: attempts sent to
+  them hang (the caller's timeout ends them) and are reset when the window ends;
+* ``rollout`` replaces every replica, ``batch`` at a time: with ``surge`` (default) new ones
+  start, serve after ``startup``, then as many old ones stop; without surge the old ones
+  stop first. Its window is the actual rollout, from start until the last batch serves.
+
+A fault whose duration is None lasts to the end of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import simpy
+
+from topologies.errors import UsageError
+from topologies.model import NETWORK_FAULTS, Fault
+
+if TYPE_CHECKING:
+    from .calls import Edge
+    from .engine import Simulation
+    from .replica import Replica, ServiceRuntime
+
+__all__ = ["NetState", "FaultInjector"]
+
+INF = math.inf
+
+
+class NetState:
+    """The combined network faults active on one edge right now.
+
+    ``hang`` is None (no hanging connections), a number of seconds after which a hanging
+    connection is closed, or 0 (it hangs until ``hang_until``, the end of the fault window).
+    """
+
+    __slots__ = ("down", "reset", "hang", "hang_until", "latency", "jitter", "bandwidth")
+
+    def __init__(self, faults: list[tuple[Fault, float]]):
+        self.down = any(f.type == "down" for f, _ in faults)
+        self.reset = any(f.type == "reset_peer" for f, _ in faults)
+        hangs = [(float(f.timeout or 0.0), end) for f, end in faults if f.type == "timeout"]
+        self.hang: float | None = min(h for h, _ in hangs) if hangs else None
+        self.hang_until = max((end for _, end in hangs), default=INF)
+        self.latency = sum(float(f.latency or 0.0) for f, _ in faults if f.type == "latency")
+        self.jitter = sum(float(f.jitter or 0.0) for f, _ in faults if f.type == "latency")
+        rates = [float(f.rate) for f, _ in faults if f.type == "bandwidth" and f.rate]
+        self.bandwidth = min(rates) if rates else 0.0
+
+
+class FaultInjector:
+    """Applies a scenario's faults to a running simulation at their times."""
+
+    def __init__(self, sim: Simulation, faults: tuple[Fault, ...]):
+        self.sim = sim
+        self.env: simpy.Environment = sim.env
+        self.active: dict[int, list[tuple[Fault, float]]] = {}   # id(edge) -> faults
+        self.service_faults: dict[str, list[Fault]] = {}
+        for f in faults:
+            self._check(f)
+        for i, f in enumerate(faults):
+            if f.type == "kill":
+                sim.services[f.service].killable = True
+            self.env.process(self._run(i, f))
+
+    def _check(self, f: Fault) -> None:
+        services = self.sim.services
+        if f.service not in services:
+            raise UsageError(f"fault {f.type} targets unknown service {f.service!r}")
+        if f.edge is not None and not self._edges(f):
+            raise UsageError(f"fault {f.type} targets {f.target!r}, which is not an edge")
+
+    def _edges(self, f: Fault) -> list[Edge]:
+        edges = self.sim.edges_into[f.service]
+        if f.edge is not None:
+            caller = f.edge[0]
+            edges = [e for e in edges if e.caller == caller]
+        return edges
+
+    # -- the fault timeline -------------------------------------------------------------
+
+    def _run(self, i: int, f: Fault):
+        env = self.env
+        if f.start > env.now:
+            yield env.timeout(f.start)
+        end = INF if f.end is None else f.end
+        row = [f.type, f.target, env.now, None if f.end is None else end, f.parameters()]
+        self.sim.rec.faults.append(row)
+        svc = self.sim.services[f.service]
+        if f.type in NETWORK_FAULTS:
+            self._network(f, end, +1)
+            if f.end is not None:
+                yield env.timeout(end - env.now)
+                self._network(f, end, -1)
+        elif f.type in ("errors", "slow"):
+            self.service_faults.setdefault(svc.name, []).append(f)
+            self._service_state(svc)
+            if f.end is not None:
+                yield env.timeout(end - env.now)
+                self.service_faults[svc.name].remove(f)
+                self._service_state(svc)
+        elif f.type == "kill":
+            victims = svc.serving[: f.replicas if f.replicas is not None else 1]
+            for rep in victims:
+                self.kill(rep)
+            row[3] = env.now + svc.spec.restart
+            yield env.timeout(svc.spec.restart)
+            for rep in victims:
+                self.restart(rep)
+        elif f.type == "pause":
+            for rep in self._chosen(svc, f):
+                rep.paused_until = max(rep.paused_until, end)
+                rep.pauses.append((env.now, end))
+        elif f.type == "partition":
+            for rep in self._chosen(svc, f):
+                rep.partitioned_until = max(rep.partitioned_until, end)
+        elif f.type == "rollout":
+            yield from self._rollout(svc, f)
+            row[3] = env.now
+
+    def _chosen(self, svc: ServiceRuntime, f: Fault) -> list[Replica]:
+        reps = [r for r in svc.replicas if not r.stopped]
+        return reps if f.replicas is None else reps[: f.replicas]
+
+    def _network(self, f: Fault, end: float, sign: int) -> None:
+        for e in self._edges(f):
+            faults = self.active.setdefault(id(e), [])
+            if sign > 0:
+                faults.append((f, end))
+            else:
+                faults.remove((f, end))
+            e.net = NetState(faults) if faults else None
+
+    def _service_state(self, svc: ServiceRuntime) -> None:
+        faults = self.service_faults.get(svc.name, [])
+        slow = 1.0
+        keep = 1.0
+        status = 500
+        for f in faults:
+            if f.type == "slow":
+                slow *= float(f.factor if f.factor is not None else 1.0)
+            else:
+                keep *= 1.0 - float(f.rate if f.rate is not None else 1.0)
+                status = int(f.status or 500)
+        svc.slow = slow
+        svc.fault_error = 1.0 - keep
+        svc.fault_status = status
+
+    # -- replica events -------------------------------------------------------------------
+
+    def kill(self, rep: Replica) -> None:
+        """Crash ``rep``: it leaves the balancer and its in-flight requests fail."""
+        rep.alive = False
+        rep.service.refresh()
+        for proc in list(rep.inflight):
+            if proc.is_alive:
+                proc.interrupt("killed")
+        rep.inflight.clear()
+        if rep.engine is not None:
+            rep.engine.stop()
+
+    def restart(self, rep: Replica) -> None:
+        """A crashed replica comes back with nothing in flight."""
+        rep.reset()
+        rep.alive = True
+        rep.service.refresh()
+
+    def _rollout(self, svc: ServiceRuntime, f: Fault):
+        env = self.env
+        sim = self.sim
+        batch = max(1, int(f.batch or 1))
+        startup = float(f.startup or 0.0)
+        surge = True if f.surge is None else bool(f.surge)
+        old = [r for r in svc.replicas if not r.stopped]
+        while old:
+            group, old = old[:batch], old[batch:]
+            if not surge:
+                for rep in group:
+                    sim.stop_replica(rep)
+            new = [sim.start_replica(svc, ready_after=None) for _ in group]
+            if startup > 0:
+                yield env.timeout(startup)
+            for rep in new:
+                sim.make_ready(rep)
+            if surge:
+                for rep in group:
+                    sim.stop_replica(rep)

@@ -1,0 +1,166 @@
+"""Services and their replicas as the simulation runs them.
+
+A :class:`Replica` is one running copy of a service: it has ``concurrency`` slots (held by a
+request from arrival to answer, with a waiting queue), ``workers`` (held only during the
+request's own processing) and, for an LLM server, a continuous-batching engine. A
+:class:`ServiceRuntime` is the set of a service's replicas plus what callers see of it: the
+balancer that picks a replica, the token-bucket rate limit, and the faults acting on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import simpy
+
+from topologies.model import Service
+
+from .policies import TokenBucket
+
+if TYPE_CHECKING:
+    from .llm import BatchEngine
+
+__all__ = ["Replica", "ServiceRuntime", "frozen_overlap"]
+
+INF = math.inf
+
+
+def frozen_overlap(pauses: list[tuple[float, float]], t0: float, t1: float) -> float:
+    """Seconds of [t0, t1] during which a replica was paused (its windows may overlap)."""
+    total = 0.0
+    for a, b in pauses:
+        lo, hi = max(a, t0), min(b, t1)
+        if hi > lo:
+            total += hi - lo
+    return total
+
+
+class Replica:
+    """One running copy of a service, with its slots, workers and (LLM) batch engine."""
+
+    __slots__ = ("service", "index", "env", "slots", "workers", "engine", "active", "serving",
+                 "alive", "stopped", "paused_until", "pauses", "partitioned_until", "inflight",
+                 "span")
+
+    def __init__(self, env: simpy.Environment, service: ServiceRuntime, index: int):
+        self.env = env
+        self.service = service
+        self.index = index
+        self.active = 0          # requests holding or waiting for a slot (least_request)
+        self.serving = False     # the balancer may send it requests
+        self.alive = True
+        self.stopped = False
+        self.paused_until = -INF
+        self.pauses: list[tuple[float, float]] = []
+        self.partitioned_until = -INF
+        self.inflight: set[simpy.Process] = set()
+        self.engine: BatchEngine | None = None
+        self.span: list | None = None     # this replica's row of Recorder.replica_spans
+        self.slots: simpy.Resource | None = None
+        self.workers: simpy.Resource | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Fresh slots, workers and engine: a replica (re)started with nothing in flight."""
+        spec = self.service.spec
+        env = self.env
+        self.slots = simpy.Resource(env, spec.concurrency) if spec.concurrency else None
+        self.workers = simpy.Resource(env, spec.workers)
+        self.active = 0
+        self.inflight = set()
+        if spec.llm is not None and self.service.engine_factory is not None:
+            self.engine = self.service.engine_factory(self)
+
+    def busy(self) -> int:
+        """Workers (or, for an LLM server, sequences in the batch) busy now."""
+        if self.engine is not None:
+            return len(self.engine.members)
+        return self.workers.count if self.workers is not None else 0
+
+    def queued(self) -> int:
+        """Requests waiting for a slot, a worker or a batch place now."""
+        n = len(self.workers.queue) if self.workers is not None else 0
+        if self.slots is not None:
+            n += len(self.slots.queue)
+        if self.engine is not None:
+            n += len(self.engine.waiting)
+        return n
+
+
+class ServiceRuntime:
+    """A service while the simulation runs: replicas, balancer, rate limit, fault state."""
+
+    def __init__(self, env: simpy.Environment, spec: Service, index: int,
+                 uniform: Callable[[], float],
+                 engine_factory: Callable[[Replica], BatchEngine] | None = None):
+        self.env = env
+        self.spec = spec
+        self.name = spec.name
+        self.index = index
+        self.engine_factory = engine_factory
+        self.replicas: list[Replica] = []
+        self.serving: list[Replica] = []
+        self._rr = 0
+        self._uniform = uniform
+        self.bucket = TokenBucket(spec.rate_limit) if spec.rate_limit else None
+        self.queue_limit = spec.queue
+        self.queue_timeout = spec.queue_timeout
+        self.slow = 1.0
+        self.fault_error = 0.0
+        self.fault_status = 500
+        self.killable = False
+        self.work_done = 0.0     # worker-seconds (or sequence-seconds) of finished own work
+        self.answered_ok = 0
+        self.answered_error = 0
+        capacity = spec.llm.max_batch if spec.llm is not None else spec.workers
+        self.capacity = capacity                     # busy units per replica
+        self.price_per_busy_second = spec.cost.per_replica_hour / 3600.0 / max(1, capacity)
+        picks = {"round_robin": self._round_robin, "random": self._random,
+                 "least_request": self._least_request}
+        self.pick: Callable[[], Replica | None] = picks[spec.balancer]
+
+    # -- replica set -----------------------------------------------------------------
+
+    def new_replica(self) -> Replica:
+        rep = Replica(self.env, self, len(self.replicas))
+        self.replicas.append(rep)
+        return rep
+
+    def refresh(self) -> None:
+        """Rebuild the list the balancer picks from."""
+        self.serving = [r for r in self.replicas if r.serving and r.alive and not r.stopped]
+
+    def running(self) -> list[Replica]:
+        """Replicas that exist (starting, serving or restarting) and cost money."""
+        return [r for r in self.replicas if not r.stopped]
+
+    # -- balancers -------------------------------------------------------------------
+
+    def _round_robin(self) -> Replica | None:
+        reps = self.serving
+        if not reps:
+            return None
+        self._rr += 1
+        return reps[self._rr % len(reps)]
+
+    def _random(self) -> Replica | None:
+        reps = self.serving
+        if not reps:
+            return None
+        return reps[int(self._uniform() * len(reps))]
+
+    def _least_request(self) -> Replica | None:
+        reps = self.serving
+        n = len(reps)
+        if n == 0:
+            return None
+        self._rr += 1
+        start = self._rr % n
+        best = reps[start]
+        for i in range(1, n):
+            r = reps[(start + i) % n]
+            if r.active < best.active:
+                best = r
+        return best
