@@ -1,0 +1,231 @@
+"""``faultmesh sim TOPOLOGY``: run the discrete-event simulation and write a result directory."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+EXAMPLES = """examples:
+  faultmesh sim topologies/rag-chat.yaml
+  faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --seed 7 --out results/brownout
+  faultmesh sim topologies/rag-chat.yaml --scenario all --duration 120s --no-report
+  faultmesh sim topologies/rag-chat.yaml --set services.llm.replicas=6 --rate 20/s
+  faultmesh sim topologies/rag-chat.yaml --replications 5     # seeds 0..4, means with 95% CIs
+
+Results: results/<topology>-<scenario>/ holds summary.json, requests.csv, calls.csv,
+timeseries.csv, faults.csv, topology.yaml (and report.html unless --no-report). With
+--scenario all each scenario (and the fault-free baseline) gets its own subdirectory; with
+--replications K each seed does, beside replications.json. Ctrl-C stops the run and writes
+what was collected, marked "partial": true.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="simulate a topology (discrete-event) and write results",
+                       description="Simulate a topology under a scenario with the "
+                       "discrete-event engine and write a result directory.", epilog=EXAMPLES)
+    p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
+    p.add_argument("--scenario", default=None, metavar="NAME|all",
+                   help="scenario to run (default: baseline, no faults); 'all' runs each")
+    p.add_argument("--duration", default=None, metavar="D",
+                   help="simulated duration, e.g. 300s or 10m (default: workload.duration)")
+    p.add_argument("--rate", default=None, metavar="R",
+                   help="open-workload arrival rate, e.g. 40/s (replaces rate and profile)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--replications", type=int, default=1, metavar="K",
+                   help="run K seeds (seed..seed+K-1) and aggregate with 95%% CIs")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a field by dotted path (value read as YAML scalar); repeatable")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="result directory (default results/<topology>-<scenario>)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.set_defaults(run=run)
+
+
+def _overrides(sets: list[str]) -> dict[str, str]:
+    from topologies.errors import UsageError
+
+    out = {}
+    for item in sets:
+        path, eq, value = item.partition("=")
+        if not eq or not path.strip():
+            raise UsageError(f"--set {item!r}: expected PATH=VALUE, e.g. services.llm.replicas=4")
+        out[path.strip()] = value
+    return out
+
+
+def _load(args: argparse.Namespace) -> Any:
+    import topologies
+    from topologies.errors import UsageError
+    from topologies.units import parse_duration, parse_rate
+
+    args.duration_s = None
+    if args.replications < 1:
+        raise UsageError("--replications: must be at least 1")
+    if args.seed < 0:
+        raise UsageError("--seed: must not be negative")
+    topo = topologies.load(args.topology, overrides=_overrides(args.sets) or None)
+    wl = topo.workload
+    try:
+        if args.rate is not None:
+            rate = parse_rate(args.rate)
+            if not rate > 0:
+                raise UsageError(f"--rate: must be positive, not {args.rate}")
+            wl = dataclasses.replace(wl, model="open", rate=rate, profile=None)
+        if args.duration is not None:
+            duration = parse_duration(args.duration)
+            if not duration > 0:
+                raise UsageError(f"--duration: must be positive, not {args.duration}")
+            args.duration_s = duration
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    return dataclasses.replace(topo, workload=wl) if wl is not topo.workload else topo
+
+
+class _ProgressBar:
+    """Simulated time on stderr, shown only once a run has taken more than ~2 s."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.t0 = time.monotonic()
+        self.shown = False
+
+    def __call__(self, now: float, end: float) -> None:
+        if time.monotonic() - self.t0 < 2.0 or not sys.stderr.isatty() and not self.shown \
+                and os.environ.get("FAULTMESH_PROGRESS") != "1":
+            return
+        self.shown = True
+        width = 30
+        done = int(width * now / end) if end else width
+        sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (width - done)}] "
+                         f"{now:,.0f}/{end:,.0f} s simulated")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _finish(directory: str, report: bool) -> None:
+    """The shared end-of-run step; skipped (with a note) if reports cannot finalize yet."""
+    import reports
+
+    if not hasattr(reports, "finalize"):
+        print("faultmesh sim: reports.finalize unavailable; summary left without SLOs",
+              file=sys.stderr)
+        return
+    from faultmesh.commands._finish import finish_run
+
+    finish_run(directory, report=report)
+
+
+def _one(topo: Any, scenario: str | None, seed: int, out: str, report: bool,
+         duration: float | None) -> dict:
+    import simulator
+
+    bar = _ProgressBar(f"{topo.name}/{scenario or 'baseline'} seed {seed}")
+    try:
+        result = simulator.simulate(topo, scenario, seed=seed, duration=duration,
+                                     progress=bar)
+    finally:
+        bar.close()
+    result.write(out)
+    if result.summary["partial"]:
+        raise KeyboardInterrupt
+    _finish(out, report)
+    try:
+        with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return result.summary
+
+
+def _fmt(x: Any, kind: str) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if kind == "pct":
+        return f"{100 * x:.2f}%"
+    if kind == "s":
+        return f"{x * 1000:.0f}ms" if x < 1 else f"{x:.2f}s"
+    if kind == "usd":
+        return f"${x:.4f}"
+    return f"{x:.1f}"
+
+
+def _table(rows: list[tuple[str, dict]]) -> str:
+    head = f"{'run':<28} {'requests':>9} {'avail':>8} {'p50':>8} {'p99':>8} {'rps':>7} " \
+           f"{'cost':>9} {'$/1k':>9} {'wasted':>7}"
+    lines = [head]
+    for name, s in rows:
+        lat = s.get("latency", {})
+        cost = s.get("cost", {})
+        lines.append(
+            f"{name[:28]:<28} {s.get('requests', 0):>9} {_fmt(s.get('availability'), 'pct'):>8} "
+            f"{_fmt(lat.get('p50'), 's'):>8} {_fmt(lat.get('p99'), 's'):>8} "
+            f"{_fmt(s.get('throughput'), 'n'):>7} {_fmt(cost.get('total'), 'usd'):>9} "
+            f"{_fmt(cost.get('per_1k'), 'usd'):>9} {_fmt(cost.get('wasted_share'), 'pct'):>7}")
+    return "\n".join(lines)
+
+
+def _ci_table(agg: dict) -> str:
+    lines = [f"{'figure':<14} {'mean':>12} {'± 95% CI':>12}   (n={agg['runs']})"]
+    for name, f in agg["figures"].items():
+        lines.append(f"{name:<14} {f['mean']:>12.6g} {f['ci95']:>12.3g}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from simulator.replications import aggregate
+    from topologies.errors import UsageError
+    from topologies.files import atomic_write_text
+
+    topo = _load(args)
+    if args.scenario == "all":
+        scenarios: list[str | None] = [None, *topo.scenarios]
+    else:
+        if args.scenario not in (None, "baseline") and args.scenario not in topo.scenarios:
+            known = ", ".join(sorted(topo.scenarios)) or "none"
+            raise UsageError(f"--scenario {args.scenario!r}: not defined (known: {known}, all)")
+        scenarios = [args.scenario]
+    label = "all" if args.scenario == "all" else args.scenario or "baseline"
+    base = args.out or os.path.join("results", f"{topo.name}-{label}")
+    rows: list[tuple[str, dict]] = []
+    report = not args.no_report
+    try:
+        for scenario in scenarios:
+            name = scenario or "baseline"
+            out = os.path.join(base, name) if args.scenario == "all" else base
+            if args.replications == 1:
+                rows.append((name, _one(topo, scenario, args.seed, out, report, args.duration_s)))
+                continue
+            summaries = []
+            for k in range(args.replications):
+                seed = args.seed + k
+                s = _one(topo, scenario, seed, os.path.join(out, f"seed-{seed}"), report,
+                         args.duration_s)
+                summaries.append(s)
+                rows.append((f"{name} seed {seed}", s))
+            agg = aggregate(summaries)
+            agg.update({"topology": topo.name, "scenario": name})
+            atomic_write_text(os.path.join(out, "replications.json"),
+                              json.dumps(agg, indent=2, default=str) + "\n")
+            print(f"{name}: {args.replications} replications -> "
+                  f"{os.path.join(out, 'replications.json')}")
+            print(_ci_table(agg))
+    except KeyboardInterrupt:
+        print(_table(rows) if rows else "", file=sys.stderr)
+        print("faultmesh sim: interrupted; results so far written, marked partial",
+              file=sys.stderr)
+        return 130
+    print(_table(rows))
+    print(f"results: {base}")
+    return 0
