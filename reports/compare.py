@@ -114,7 +114,8 @@ def slo_matrix(analyses: list[Analysis]) -> list[dict[str, Any]]:
                 continue
             limit = ("≤ " if match.op == "max" else "≥ ") + format_metric(match.metric,
                                                                           match.limit)
-            cells.append({"value": format_metric(match.metric, match.value),
+            cells.append({"value": "n/a" if match.skipped else format_metric(match.metric,
+                                                                             match.value),
                           "passed": match.passed})
         rows.append({"name": name, "window": window, "limit": limit, "cells": cells})
     return rows

@@ -126,8 +126,11 @@ def _cell(text: str) -> str:
 def markdown(outcome: GateOutcome) -> str:
     """A Markdown summary: the verdict line, then one table row per scenario and SLO."""
     n, bad = len(outcome.slos), len(outcome.failures)
+    skipped = sum(s.skipped for s in outcome.slos)
     head = (f"### faultmesh gate: ✅ PASS — all {n} SLO checks hold" if outcome.passed else
             f"### faultmesh gate: ❌ FAIL — {bad} of {n} SLO checks violated")
+    if skipped:
+        head += f" ({skipped} not applicable)"
     lines = [head, "", "| run | SLO | window | measured | limit | result |",
              "|---|---|---|---:|---:|---|"]
     for run in outcome.runs:
@@ -137,7 +140,7 @@ def markdown(outcome: GateOutcome) -> str:
                 f"| {_cell(run.label)} | {_cell(s.name)} | {s.window} | "
                 f"{_cell(format_metric(s.metric, s.value))} | "
                 f"{sign} {_cell(format_metric(s.metric, s.limit))} | "
-                f"{'✅ pass' if s.passed else '❌ FAIL'} |")
+                f"{'➖ n/a' if s.skipped else '✅ pass' if s.passed else '❌ FAIL'} |")
     return "\n".join(lines) + "\n"
 
 

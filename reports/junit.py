@@ -28,7 +28,7 @@ def junit_xml(outcome: GateOutcome) -> str:
         suite = ET.SubElement(root, "testsuite", name=f"{r.name}/{run.label}",
                               tests=str(len(run.slos)),
                               failures=str(sum(not s.passed for s in run.slos)), errors="0",
-                              skipped="0", time="0")
+                              skipped=str(sum(s.skipped for s in run.slos)), time="0")
         props = ET.SubElement(suite, "properties")
         for key, value in (("engine", r.engine), ("scenario", r.scenario),
                            ("seed", "" if r.seed is None else str(r.seed)),
@@ -40,7 +40,9 @@ def junit_xml(outcome: GateOutcome) -> str:
             text = (f"{s.metric} = {format_metric(s.metric, s.value)}, limit {s.op} "
                     f"{format_metric(s.metric, s.limit)}"
                     + ("" if s.window == "all" else f" ({s.window} window)"))
-            if s.passed:
+            if s.skipped:
+                ET.SubElement(case, "skipped", message=s.note)
+            elif s.passed:
                 ET.SubElement(case, "system-out").text = text
             else:
                 failure = ET.SubElement(case, "failure", message=text, type="SLOViolation")

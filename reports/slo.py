@@ -9,7 +9,8 @@ the conventions of :mod:`reports.metrics`, over one of three windows:
 
 ``cost_total`` and ``cost_per_1k`` over ``all`` take summary.json's bill; over ``fault`` or
 ``steady`` they are rebuilt from timeseries replicas x price. ``recovery_time`` is a
-whole-run figure whatever the window.
+whole-run figure whatever the window. An SLO over an empty window (``fault`` in a run with no
+faults) is skipped: not applicable, so it neither passes nor fails the gate.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ class SLOResult:
     passed: bool
     window: str = "all"
     scenario: str = "baseline"
+    skipped: bool = False
+
+    @property
+    def note(self) -> str:
+        """Why a skipped SLO was not judged."""
+        if not self.skipped:
+            return ""
+        return f"not applicable: the run has no {self.window} window"
 
     @property
     def description(self) -> str:
@@ -56,6 +65,8 @@ class SLOResult:
     @property
     def message(self) -> str:
         """One line for a failure: measured value, limit and window."""
+        if self.skipped:
+            return f"{self.name}: {self.note}"
         verdict = "holds" if self.passed else "violated"
         return (f"{self.name}: {self.metric} = {format_metric(self.metric, self.value)}, "
                 f"limit {self.op} {format_metric(self.metric, self.limit)}"
@@ -63,8 +74,11 @@ class SLOResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The summary.json form: name, metric, limit, op, value, pass, window."""
-        return {"name": self.name, "metric": self.metric, "limit": self.limit, "op": self.op,
-                "value": json_number(self.value), "pass": self.passed, "window": self.window}
+        out = {"name": self.name, "metric": self.metric, "limit": self.limit, "op": self.op,
+               "value": json_number(self.value), "pass": self.passed, "window": self.window}
+        if self.skipped:
+            out["skipped"] = True
+        return out
 
 
 def slo_label(slo: SLO) -> str:
@@ -156,12 +170,21 @@ def metric_value(result: Result, metric: str, window: str = "all",
 
 def evaluate_slos(result: Result, slos: tuple[SLO, ...] | list[SLO] | None = None
                   ) -> list[SLOResult]:
-    """Every SLO of the run's topology (or ``slos``) measured on the run and judged."""
+    """Every SLO of the run's topology (or ``slos``) measured on the run and judged.
+
+    An SLO whose window is empty (``window: fault`` in a run without faults, ``steady`` in a
+    run faulted throughout) is not applicable: ``skipped``, and it does not fail the run.
+    """
     if slos is None:
         topo = result.topology
         slos = topo.slos if topo is not None else ()
     out = []
     for slo in slos:
+        if (slo.window != "all" and slo.metric != "recovery_time"
+                and window_seconds(result, slo.window) <= 0):
+            out.append(SLOResult(slo_label(slo), slo.metric, slo.op, float(slo.limit), math.nan,
+                                 True, slo.window, result.scenario, skipped=True))
+            continue
         value = metric_value(result, slo.metric, slo.window, slo.count_degraded)
         out.append(SLOResult(slo_label(slo), slo.metric, slo.op, float(slo.limit), value,
                              slo.holds(value), slo.window, result.scenario))
