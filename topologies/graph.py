@@ -278,7 +278,8 @@ class GraphSummary:
         if spread and max(spread.values()) > 0:
             worst = max(spread.values())
             names = sorted(n for n, k in spread.items() if k == worst)
-            out.append(f"widest blast radius: {', '.join(names)} (reaches {worst} callers)")
+            callers = "caller" if worst == 1 else "callers"
+            out.append(f"widest blast radius: {', '.join(names)} (reaches {worst} {callers})")
         if self.unreachable:
             out.append("unreachable from the entry: " + ", ".join(self.unreachable))
         return out
