@@ -5,14 +5,30 @@ their calls (edges), workload, scenarios (faults) and SLOs, with every default f
 every unit converted to base units (seconds, per second, bytes, fractions).
 
 * ``load(path)`` / ``loads(text)`` read and validate a file; every problem is reported as
-  ``FILE:LINE: path.to.field: message`` in one :class:`TopologyError`.
+  ``FILE:LINE: path.to.field: message`` in one :class:`TopologyError` (``loader.py``; the
+  format is declared once in ``schema.py`` with the field kinds of ``kinds.py``, and checked
+  across records in ``references.py``).
 * ``override(topology, {"services.llm.replicas": "4"})`` returns a re-validated copy.
 * ``dump(topology)`` writes the resolved topology back to YAML (it loads to an equal model).
-* ``graph`` holds the networkx analysis: call graph, reachability, depth, fan-out, blast sources.
+* ``graph.py`` holds the networkx analysis: call graph, reachability, depth, fan-out, failure
+  sources; ``draw.py`` draws it.
 * ``json_schema()`` describes the file format for editors.
+* ``errors.py`` is the root of faultmesh's exception hierarchy (``FaultmeshError``).
 """
 
+from .draw import draw
 from .errors import FaultmeshError, Problem, RunError, TopologyError, UsageError
+from .graph import (
+    GraphSummary,
+    call_graph,
+    failure_sources,
+    find_cycle,
+    find_cycle_in,
+    reachable,
+    summarize,
+    unreachable,
+)
+from .loader import apply_overrides, dump, from_dict, load, loads, override, to_dict
 from .model import (
     SLO,
     Autoscale,
@@ -33,15 +49,14 @@ from .model import (
     Topology,
     Workload,
 )
+from .schema import json_schema
 
 __all__ = [
     "FaultmeshError", "Problem", "RunError", "TopologyError", "UsageError",
     "SLO", "Autoscale", "Call", "CircuitBreaker", "Cost", "Distribution", "Fault", "Gpu",
     "LLMConfig", "LLMStep", "ParallelGroup", "RatePoint", "RetryPolicy", "Scenario", "Service",
     "Step", "Topology", "Workload",
+    "apply_overrides", "dump", "from_dict", "load", "loads", "override", "to_dict", "json_schema",
+    "draw", "GraphSummary", "call_graph", "failure_sources", "find_cycle", "find_cycle_in",
+    "reachable", "summarize", "unreachable",
 ]
-from .loader import apply_overrides, dump, from_dict, load, loads, override, to_dict
-from .schema import json_schema
-
-__all__ += ["apply_overrides", "dump", "from_dict", "load", "loads", "override", "to_dict",
-            "json_schema"]
