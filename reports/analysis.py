@@ -10,7 +10,15 @@ import pandas as pd
 
 from .cost import cost_breakdown, cost_over_time
 from .formatting import json_number
-from .metrics import WINDOW, availability, latency_stats, llm_stats, successes, throughput
+from .metrics import (
+    WINDOW,
+    availability,
+    latency_stats,
+    llm_stats,
+    success_latency,
+    successes,
+    throughput,
+)
 from .metrics import windowed as windowed_requests
 from .resilience import (
     blast_radius,
@@ -34,6 +42,7 @@ class Analysis:
     intervals: list[tuple[float, float]]
     latency: dict[str, float]
     requests: int
+    unfinished: int
     ok: int
     availability: float
     throughput: float
@@ -74,16 +83,17 @@ def analyse(result: Result) -> Analysis:
     intervals = result.fault_intervals()
     reqs = result.measured_requests()
     warm, end = result.warmup, result.duration
-    impact = service_impact(result.calls, intervals, warm, end)
+    calls = result.completed_calls()
+    impact = service_impact(calls, intervals, warm, end)
     affected = list(impact.loc[impact["affected"].astype(bool), "service"]) if len(impact) else []
-    timeline = cascade_timeline(result.calls, intervals, warm, end, services=affected)
+    timeline = cascade_timeline(calls, intervals, warm, end, services=affected)
     radius = blast_radius(impact, timeline)
     faulted = sorted({_fault_service(t) for t in result.faults["target"].dropna()})
     prices = result.prices() if result.topology_text else {}
     cost_timeline = cost_over_time(result.timeseries, prices)
     ok = int(successes(reqs).sum())
     slos = evaluate_slos(result) if result.topology_text or result.given_topology else []
-    rec = recovery_time(result.requests, intervals, warm, end)
+    rec = recovery_time(result.completed_requests(), intervals, warm, end)
     services = set(impact["service"]) if len(impact) else set()
     if result.topology is not None:
         services |= set(result.topology.services)
@@ -95,10 +105,10 @@ def analyse(result: Result) -> Analysis:
         fault_availability=fault_avail, recovery_time=rec, spread=spread,
         others=len(others) if intervals else 0)
     return Analysis(
-        result=result, intervals=intervals, latency=latency_stats(reqs["latency"]),
-        requests=len(reqs), ok=ok, availability=availability(reqs),
+        result=result, intervals=intervals, latency=latency_stats(success_latency(reqs)),
+        requests=len(reqs), unfinished=result.unfinished, ok=ok, availability=availability(reqs),
         throughput=throughput(reqs, result.span),
-        windows=windowed_requests(result.requests, warm, end, WINDOW),
+        windows=windowed_requests(result.completed_requests(), warm, end, WINDOW),
         recovery_time=rec, retry_amplification=metric_value(result, "retry_amplification"),
         edges=edge_amplification(result.calls), impact=impact, timeline=timeline,
         blast_radius=radius, faulted=faulted,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .formatting import format_metric, format_seconds, format_usd
+from .metrics import success_latency
 from .plots import PALETTE, new_figure, to_svg
 
 if TYPE_CHECKING:
@@ -140,12 +141,13 @@ def _overlay(analyses: list[Analysis], labels: list[str], column: str, ylabel: s
 def _cdf(analyses: list[Analysis], labels: list[str]) -> str:
     fig, (ax,) = new_figure(height=3.4)
     for i, (a, label) in enumerate(zip(analyses, labels, strict=True)):
-        lat = np.sort(a.result.measured_requests()["latency"].dropna().to_numpy(dtype=float))
+        lat = success_latency(a.result.measured_requests()).dropna().to_numpy(dtype=float)
+        lat = np.sort(lat)
         if lat.size:
             ax.plot(lat, np.arange(1, lat.size + 1) / lat.size * 100,
                     color=PALETTE[i % len(PALETTE)], label=label, drawstyle="steps-post")
     ax.set_xlabel("latency (s)")
-    ax.set_ylabel("requests at or below (%)")
+    ax.set_ylabel("successful requests at or below (%)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, frameon=False, loc="lower right")
         ax.set_xscale("log")

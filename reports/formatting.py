@@ -52,7 +52,7 @@ def format_metric(metric: str, value: float | None) -> str:
     if unit == "USD":
         return format_usd(value)
     if unit == "x":
-        return f"{value:.3g}x"
+        return f"{value:.2f}x"
     if unit == "req/s":
         return f"{value:.3g} req/s"
     return f"{value:.4g}"

@@ -8,9 +8,11 @@ Conventions (the same in the HTML report, the SLO evaluation and the gate):
 
 * a request belongs to the 5 s window in which it **arrived** (its ``start``); windows are
   aligned at t = 0 (``[0, 5)``, ``[5, 10)``, ...);
-* latency statistics cover every client request that got an answer or gave up, failures
-  included (a 30 s timeout is latency a user felt); percentiles are numpy's linear
-  interpolation between order statistics;
+* latency statistics cover successful requests (degraded answers included), as the engines'
+  summaries do: failures are counted by the error rate, not mixed into latency;
+  percentiles are numpy's linear interpolation between order statistics;
+* a request still in flight when the run ended is neither a success nor a failure and is
+  left out (``Result.measured_requests``);
 * a request succeeded when ``ok`` is true; a degraded answer (``degraded`` true) is a
   success unless ``count_degraded`` is False;
 * throughput is successful requests per second of the span considered.
@@ -30,6 +32,7 @@ __all__ = [
     "percentile",
     "latency_stats",
     "successes",
+    "success_latency",
     "availability",
     "error_rate",
     "throughput",
@@ -70,6 +73,11 @@ def successes(requests: pd.DataFrame, count_degraded: bool = True) -> pd.Series:
     if not count_degraded and "degraded" in requests.columns:
         ok = ok & ~requests["degraded"].astype(bool)
     return ok
+
+
+def success_latency(requests: pd.DataFrame) -> pd.Series:
+    """Latencies (s) of the successful requests, degraded answers included."""
+    return requests.loc[successes(requests), "latency"]
 
 
 def availability(requests: pd.DataFrame, count_degraded: bool = True) -> float:
@@ -120,7 +128,7 @@ def windowed(requests: pd.DataFrame, start: float, end: float, width: float = WI
         seconds = max(hi - lo, 1e-9)
         n = 0 if g is None else len(g)
         ok = 0 if g is None else int(good.loc[g.index].sum())
-        lat = latency_stats(g["latency"]) if g is not None else latency_stats([])
+        lat = latency_stats(success_latency(g)) if g is not None else latency_stats([])
         rows.append({
             "t": k * width, "t_mid": (lo + hi) / 2, "requests": n, "ok": ok, "errors": n - ok,
             "error_rate": (n - ok) / n if n else math.nan,

@@ -116,50 +116,56 @@ def call_graph(a: Analysis) -> str:
         for caller, callee in a.result.calls[["caller", "callee"]].drop_duplicates().itertuples(
                 index=False):
             g.add_edge(caller, callee)
-    fig, (ax,) = new_figure(height=3.4)
+    root = "client" if "client" in g else next(iter(g), None)
+    depth = nx.single_source_shortest_path_length(g, root) if root is not None else {}
+    top = max(depth.values(), default=0)
+    layers: dict[int, list[str]] = {}
+    for node in g.nodes:
+        layers.setdefault(depth.get(node, top + 1), []).append(node)
+    tallest = max((len(v) for v in layers.values()), default=1)
+    fig, (ax,) = new_figure(height=max(2.6, 0.95 * tallest + 1.0))
     ax.grid(False)
     ax.set_axis_off()
     if not len(g):
         _empty(ax, "no services in this result")
         return to_svg(fig, "call-graph")
-    root = "client" if "client" in g else next(iter(g))
-    depth = nx.single_source_shortest_path_length(g, root)
-    top = max(depth.values(), default=0)
-    for node in g.nodes:
-        g.nodes[node]["layer"] = depth.get(node, top + 1)
-    pos = nx.multipartite_layout(g, subset_key="layer", align="vertical")
+    pos = {}
+    for layer, nodes in layers.items():
+        for i, node in enumerate(sorted(nodes)):
+            pos[node] = (float(layer), (len(nodes) - 1) / 2 - i)
     impact = a.impact.set_index("service") if len(a.impact) else pd.DataFrame()
     for u, v in g.edges:
         ax.annotate("", xy=pos[v], xytext=pos[u], arrowprops={
-            "arrowstyle": "-|>", "color": "#6b7280", "lw": 1.2, "shrinkA": 22, "shrinkB": 22})
+            "arrowstyle": "-|>", "color": "#6b7280", "lw": 1.2, "shrinkA": 19, "shrinkB": 19})
     for node, (x, y) in pos.items():
-        colour, note = "#e5e7eb", ""
-        if node in a.faulted:
-            colour, note = BAD, "faulted"
-        elif node in impact.index and impact.loc[node, "affected"]:
+        colour, lines = "#e5e7eb", []
+        if node in impact.index:
             row = impact.loc[node]
-            colour = BAD if "error_rate" in row["reason"] else WARN
-        elif node in impact.index:
             colour = OK
-        if node in impact.index and impact.loc[node, "fault_calls"]:
-            row = impact.loc[node]
-            note = (note + "\n" if note else "") + (
-                f"err {row['baseline_error_rate']:.1%}→{row['fault_error_rate']:.1%}\n"
-                f"p99 ×{row['p99_ratio']:.1f}" if not math.isnan(row["p99_ratio"]) else "")
-        ax.scatter([x], [y], s=2300, color=colour, edgecolor="#374151", zorder=3)
-        ax.text(x, y, node, ha="center", va="center", fontsize=8, zorder=4, weight="bold")
-        if note:
-            ax.text(x, y - 0.14, note, ha="center", va="top", fontsize=7.5, color="#374151")
-    xs = [p[0] for p in pos.values()]
-    ys = [p[1] for p in pos.values()]
-    ax.set_xlim(min(xs) - 0.25, max(xs) + 0.25)
-    ax.set_ylim(min(ys) - 0.45, max(ys) + 0.25)
+            if row["affected"]:
+                colour = BAD if "error_rate" in row["reason"] else WARN
+            if row["fault_calls"]:
+                lines.append(f"errors {row['baseline_error_rate']:.1%} → "
+                             f"{row['fault_error_rate']:.1%}")
+                if not math.isnan(row["p99_ratio"]):
+                    lines.append(f"p99 ×{row['p99_ratio']:.1f}")
+        if node in a.faulted:
+            colour = BAD
+            lines.insert(0, "FAULTED")
+        ax.scatter([x], [y], s=1700, color=colour, edgecolor="#374151", zorder=3)
+        ax.text(x, y, node, ha="center", va="center", fontsize=7.5, zorder=4, weight="bold")
+        if lines:
+            ax.text(x + 0.13, y, "\n".join(lines), ha="left", va="center", fontsize=7.5,
+                    color="#374151", zorder=4)
+    ax.set_xlim(-0.3, max(p[0] for p in pos.values()) + 0.75)
+    ax.set_ylim(-(tallest - 1) / 2 - 0.6, (tallest - 1) / 2 + 0.5)
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color=BAD, label="faulted / errors rose"),
                        Patch(color=WARN, label="p99 rose"), Patch(color=OK, label="unaffected"),
                        Patch(color="#e5e7eb", label="no calls during faults")],
-              loc="lower right", fontsize=8, frameon=False, ncols=2)
+              loc="lower left", fontsize=8, frameon=False, ncols=4,
+              bbox_to_anchor=(0, -0.02))
     return to_svg(fig, "call-graph")
 
 

@@ -6,6 +6,8 @@ Definitions (docs/reports.md repeats them for users):
   radius) that arrived after warmup and before the first fault started. When the first
   fault starts during warmup, the warmup is used too; with no such traffic at all there is no
   baseline and the figures are NaN ("unknown").
+* latencies are those of successful requests, as everywhere in the reports; requests and
+  calls still in flight when the run ended are left out (see ``Result.completed_requests``).
 * **recovery_time** — seconds from the end of the last fault to the start of the first 5 s
   window (windows aligned at that end) in which the error rate is at most
   ``max(1.1 x baseline, baseline + 1 percentage point)`` and p99 latency at most
@@ -38,7 +40,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .metrics import WINDOW, error_rate, in_intervals, percentile, successes, window_index
+from .metrics import (
+    WINDOW,
+    error_rate,
+    in_intervals,
+    percentile,
+    success_latency,
+    successes,
+    window_index,
+)
 
 __all__ = [
     "RECOVERY_TOLERANCE",
@@ -101,7 +111,7 @@ def request_baseline(requests: pd.DataFrame, intervals: list[tuple[float, float]
     base = requests[(requests["start"] >= lo) & (requests["start"] < hi)]
     if not len(base):
         return None
-    return Baseline(error_rate(base, count_degraded), percentile(base["latency"], 99),
+    return Baseline(error_rate(base, count_degraded), percentile(success_latency(base), 99),
                     len(base))
 
 
@@ -133,7 +143,8 @@ def recovery_time(requests: pd.DataFrame, intervals: list[tuple[float, float]], 
             within.append(False)
             continue
         err = 1.0 - float(good.loc[g.index].mean())
-        within.append(err <= max_err + 1e-12 and percentile(g["latency"], 99) <= max_p99 + 1e-12)
+        p99 = percentile(success_latency(g), 99)
+        within.append(err <= max_err + 1e-12 and p99 <= max_p99 + 1e-12)
     for k, ok in enumerate(within):
         if ok and (k + 1 == len(within) or within[k + 1]):
             return k * width

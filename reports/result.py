@@ -20,7 +20,7 @@ import pandas as pd
 from topologies.errors import FaultmeshError, UsageError
 from topologies.model import Topology
 
-__all__ = ["Result", "load_result", "is_result_dir", "REQUIRED_COLUMNS"]
+__all__ = ["Result", "load_result", "is_result_dir", "unfinished", "REQUIRED_COLUMNS"]
 
 #: Columns each CSV must have (others, like calls.csv's LLM columns, are optional).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -126,10 +126,28 @@ class Result:
         """Length of the measured span in seconds."""
         return max(0.0, self.duration - self.warmup)
 
+    def completed_requests(self) -> pd.DataFrame:
+        """Client requests that got an answer or gave up (not still in flight at the end)."""
+        return self.requests[~unfinished(self.requests)]
+
+    def completed_calls(self) -> pd.DataFrame:
+        """Call attempts that ended before the run did."""
+        return self.calls[~unfinished(self.calls)]
+
     def measured_requests(self) -> pd.DataFrame:
-        """Client requests that arrived after warmup and before the end of the run."""
-        r = self.requests
+        """Completed client requests that arrived after warmup and before the end of the run.
+
+        A request still in flight when the run ended (error ``unfinished``) is neither a
+        success nor a failure and is left out, as the engines' summaries do.
+        """
+        r = self.completed_requests()
         return r[(r["start"] >= self.warmup) & (r["start"] < self.duration)]
+
+    @property
+    def unfinished(self) -> int:
+        """Measured requests still in flight when the run ended."""
+        r = self.requests
+        return int((unfinished(r) & (r["start"] >= self.warmup)).sum())
 
     def fault_intervals(self) -> list[tuple[float, float]]:
         """(start, end) of every applied fault, in seconds; an open end means the run's end."""
@@ -147,6 +165,20 @@ class Result:
         if topo is None:
             return {}
         return {name: float(svc.cost.per_replica_hour) for name, svc in topo.services.items()}
+
+
+def unfinished(frame: pd.DataFrame) -> pd.Series:
+    """Rows (requests or call attempts) still in flight when the run ended.
+
+    Marked ``error == "unfinished"`` by the engines; a row with no end, no answer (status 0)
+    and, for requests, no latency is read the same way.
+    """
+    mask = pd.Series(False, index=frame.index)
+    if "error" in frame.columns:
+        mask |= frame["error"].map(lambda e: str(e).strip().lower() == "unfinished")
+    if "end" in frame.columns and "status" in frame.columns:
+        mask |= frame["end"].isna() & (frame["status"].fillna(0) == 0)
+    return mask.astype(bool)
 
 
 def _finite(value: Any) -> float | None:

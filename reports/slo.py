@@ -26,7 +26,15 @@ from topologies.model import SLO, SLO_METRICS
 
 from .cost import cost_breakdown, cost_over_time, cost_per_1k
 from .formatting import format_metric, json_number
-from .metrics import availability, error_rate, in_intervals, latency_stats, successes, throughput
+from .metrics import (
+    availability,
+    error_rate,
+    in_intervals,
+    latency_stats,
+    success_latency,
+    successes,
+    throughput,
+)
 from .resilience import active_intervals, recovery_time, retry_amplification
 from .result import Result
 
@@ -141,11 +149,11 @@ def metric_value(result: Result, metric: str, window: str = "all",
     if metric not in SLO_METRICS:
         raise UsageError(f"unknown SLO metric {metric!r} (one of {', '.join(SLO_METRICS)})")
     if metric == "recovery_time":
-        return recovery_time(result.requests, result.fault_intervals(), result.warmup,
+        return recovery_time(result.completed_requests(), result.fault_intervals(), result.warmup,
                              result.duration, count_degraded=count_degraded)
     reqs = window_requests(result, window)
     if metric.startswith("latency_"):
-        return latency_stats(reqs["latency"])[metric.removeprefix("latency_")]
+        return latency_stats(success_latency(reqs))[metric.removeprefix("latency_")]
     if metric == "availability":
         return availability(reqs, count_degraded)
     if metric == "error_rate":

@@ -43,7 +43,7 @@ def test_windows_are_5s_by_arrival_with_per_window_percentiles():
     assert list(w["requests"]) == [2, 1, 1]
     assert list(w["errors"]) == [1, 0, 0]
     assert w["throughput"].tolist() == [0.2, 0.2, 0.2]
-    assert w.loc[0, "p50"] == pytest.approx(0.2)
+    assert w.loc[0, "p50"] == pytest.approx(0.1)  # the failed request's 0.3 s is left out
     assert w.loc[2, "p99"] == 2.0
 
 
@@ -54,7 +54,8 @@ def test_mini_run_figures(tmp_path):
     assert a.throughput == pytest.approx(9.8)
     assert a.latency["p50"] == pytest.approx(0.1)
     assert a.latency["p99"] == pytest.approx(1.0)
-    assert a.latency["mean"] == pytest.approx((350 * 0.1 + 100 * 1.0 + 50 * 0.5) / 500)
+    # latency of the 490 successful requests: the 10 failures (at 1.0 s) are left out
+    assert a.latency["mean"] == pytest.approx((350 * 0.1 + 90 * 1.0 + 50 * 0.5) / 490)
     assert a.recovery_time == 5.0
     assert a.retry_amplification == pytest.approx(1.01)
     # per 5 s window: [25, 30) has 50 requests of which 10 failed
@@ -200,3 +201,15 @@ def test_service_series_pivots_replicas_over_time(tmp_path):
     replicas = metrics.service_series(result.timeseries, "replicas")
     assert replicas.loc[25.0, "llm"] == 3 and replicas.loc[45.0, "llm"] == 2
     assert metrics.service_series(result.timeseries, "queued").loc[25.0, "llm"] == 4
+
+
+def test_requests_in_flight_at_the_end_are_neither_success_nor_failure(tmp_path):
+    d = write_run(str(tmp_path / "run"))
+    with open(f"{d}/requests.csv", "a") as fh:
+        for i in range(600, 605):
+            fh.write(f"{i},{59.95 + i / 10000},,,0,False,False,1,unfinished\n")
+    result = reports.load_result(d)
+    assert result.unfinished == 5
+    a = reports.analyse(result)
+    assert a.requests == 500 and a.availability == pytest.approx(0.98)
+    assert reports.metric_value(result, "availability") == pytest.approx(0.98)
