@@ -224,6 +224,7 @@ class CallExecutor:
     def handle(self, svc: ServiceRuntime, rep: Replica, rid: int, cid: int):
         """Handle attempt ``cid`` at replica ``rep``: slot, work, generation, calls, answer."""
         env = self.env
+        rec = self.rec
         spec = svc.spec
         rep.active += 1
         try:
@@ -250,24 +251,52 @@ class CallExecutor:
                 draw = self.latency.get(svc.name)
                 if draw is not None:
                     d = draw() * svc.slow
-                    with rep.workers.request() as w:
-                        if not w.triggered:
-                            yield w
+                    workers = rep.workers
+                    w = workers.acquire()
+                    if w is not None:
+                        yield w   # interrupted here only by a kill, which discards the pool
+                    try:
                         t0 = env.now
                         yield env.timeout(d)
                         if rep.pauses:
                             yield from self._thaw(rep, t0)
+                    finally:
+                        workers.release()
                     svc.work_done += d
-                    self.rec.c_cost[cid] += d * svc.price_per_busy_second
+                    rec.c_cost[cid] += d * svc.price_per_busy_second
                 if rep.engine is not None:
                     st = yield from rep.engine.generate(cid)
                     if st != 200:
                         return 0, E_RESET
                 if spec.error_rate and self.uniforms[svc.name]() < spec.error_rate:
                     return 500, E_ERROR
-                steps = self.steps[svc.name]
-                if steps:
-                    st, er = yield from self.run_steps(svc, steps, rid, cid)
+                for step in self.steps[svc.name]:
+                    if step.__class__ is tuple:
+                        st, er = yield from self._parallel(svc, step, rid, cid)
+                    elif step.p < 1.0 and self.uniforms[svc.name]() >= step.p:
+                        continue
+                    elif step.plain and step.net is None and step.callee.bucket is None:
+                        # the common case, inline: no extra generator level per hop
+                        callee = step.callee
+                        ccid = rec.call_start(rid, cid, step.caller_index, callee.index, 1,
+                                              env.now)
+                        crep = callee.pick()
+                        if crep is None:
+                            st, er = 0, E_REFUSED
+                        elif crep.partitioned_until > env.now:
+                            rec.c_replica[ccid] = crep.index
+                            yield self._wait(crep.partitioned_until - env.now)
+                            st, er = 0, E_RESET
+                        else:
+                            rec.c_replica[ccid] = crep.index
+                            st, er = yield from self.handle(callee, crep, rid, ccid)
+                        rec.call_end(ccid, env.now, st, er)
+                        if st == 200:
+                            callee.answered_ok += 1
+                        else:
+                            callee.answered_error += 1
+                    else:
+                        st, er = yield from self.call(step, rid, cid)
                     if st != 200:
                         return (st if st else 502), er
                 if rep.paused_until > env.now:
@@ -279,24 +308,17 @@ class CallExecutor:
         finally:
             rep.active -= 1
 
-    def run_steps(self, svc: ServiceRuntime, steps: list[Any], rid: int, cid: int):
-        """Make a service's calls in order; a parallel group waits for all its calls."""
+    def _parallel(self, svc: ServiceRuntime, group: tuple[Edge, ...], rid: int, cid: int):
+        """A parallel group: its calls (each made with probability p) run at once; the step
+        ends when all have ended and fails with the first failed call in group order."""
         env = self.env
         uniform = self.uniforms[svc.name]
-        for step in steps:
-            if step.__class__ is tuple:
-                procs = [env.process(self.call(e, rid, cid)) for e in step
-                         if e.p >= 1.0 or uniform() < e.p]
-                if procs:
-                    yield env.all_of(procs)
-                    for p in procs:
-                        st, er = p.value
-                        if st != 200:
-                            return st, er
-            else:
-                if step.p < 1.0 and uniform() >= step.p:
-                    continue
-                st, er = yield from self.call(step, rid, cid)
+        procs = [env.process(self.call(e, rid, cid)) for e in group
+                 if e.p >= 1.0 or uniform() < e.p]
+        if procs:
+            yield env.all_of(procs)
+            for p in procs:
+                st, er = p.value
                 if st != 200:
                     return st, er
         return 200, 0

@@ -10,6 +10,7 @@ balancer that picks a replica, the token-bucket rate limit, and the faults actin
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from .policies import TokenBucket
 if TYPE_CHECKING:
     from .llm import BatchEngine
 
-__all__ = ["Replica", "ServiceRuntime", "frozen_overlap"]
+__all__ = ["Replica", "ServiceRuntime", "Workers", "frozen_overlap"]
 
 INF = math.inf
 
@@ -35,6 +36,38 @@ def frozen_overlap(pauses: list[tuple[float, float]], t0: float, t1: float) -> f
         if hi > lo:
             total += hi - lo
     return total
+
+
+class Workers:
+    """The workers of one replica: ``capacity`` requests do their own processing at once,
+    the others wait in arrival order. (A lean stand-in for ``simpy.Resource``: taking a free
+    worker costs no event, and a released worker is handed straight to the next waiter.)"""
+
+    __slots__ = ("env", "capacity", "count", "queue")
+
+    def __init__(self, env: simpy.Environment, capacity: int):
+        if capacity < 1:
+            raise ValueError(f"capacity: must be at least 1, not {capacity}")
+        self.env = env
+        self.capacity = capacity
+        self.count = 0
+        self.queue: deque[simpy.Event] = deque()
+
+    def acquire(self) -> simpy.Event | None:
+        """Take a worker: None if one was free, else an event that fires when one is."""
+        if self.count < self.capacity:
+            self.count += 1
+            return None
+        ev = simpy.Event(self.env)
+        self.queue.append(ev)
+        return ev
+
+    def release(self) -> None:
+        """Give the worker back (to the first waiter, if any)."""
+        if self.queue:
+            self.queue.popleft().succeed()
+        else:
+            self.count -= 1
 
 
 class Replica:
@@ -59,7 +92,7 @@ class Replica:
         self.engine: BatchEngine | None = None
         self.span: list | None = None     # this replica's row of Recorder.replica_spans
         self.slots: simpy.Resource | None = None
-        self.workers: simpy.Resource | None = None
+        self.workers: Workers | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -67,7 +100,7 @@ class Replica:
         spec = self.service.spec
         env = self.env
         self.slots = simpy.Resource(env, spec.concurrency) if spec.concurrency else None
-        self.workers = simpy.Resource(env, spec.workers)
+        self.workers = Workers(env, spec.workers)
         self.active = 0
         self.inflight = set()
         if spec.llm is not None and self.service.engine_factory is not None:
