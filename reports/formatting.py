@@ -24,6 +24,8 @@ def format_seconds(value: float) -> str:
         return "n/a"
     if math.isinf(value):
         return "never"
+    if value == 0:
+        return "0 s"
     if abs(value) < 1e-3:
         return f"{value * 1e6:.0f} µs"
     if abs(value) < 1:

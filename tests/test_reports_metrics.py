@@ -213,3 +213,15 @@ def test_requests_in_flight_at_the_end_are_neither_success_nor_failure(tmp_path)
     a = reports.analyse(result)
     assert a.requests == 500 and a.availability == pytest.approx(0.98)
     assert reports.metric_value(result, "availability") == pytest.approx(0.98)
+
+
+def test_values_read_in_their_units():
+    from reports.formatting import format_metric, format_seconds
+
+    assert format_seconds(0.0) == "0 s"
+    assert format_seconds(0.0123) == "12.3 ms"
+    assert format_seconds(math.inf) == "never"
+    assert format_metric("availability", 0.995) == "99.50 %"
+    assert format_metric("retry_amplification", 1.0) == "1.00x"
+    assert format_metric("cost_per_1k", 0.2272) == "$0.2272"
+    assert format_metric("throughput", 9.8) == "9.8 req/s"
