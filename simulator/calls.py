@@ -213,9 +213,7 @@ class CallExecutor:
             st, er = yield from self.handle(svc, rep, rid, cid)
         net = e.net
         if net is not None and net.bandwidth:
-            size = svc.spec.response_size
-            if svc.spec.llm is not None:
-                size = 4.0 * self.rec.llm.get(cid, (0.0, 0.0, 0))[2]
+            size = svc.spec.response_bytes(self.rec.llm.get(cid, (0.0, 0.0, 0))[2])
             yield env.timeout(size / net.bandwidth)
         return st, er
 

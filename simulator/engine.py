@@ -164,29 +164,38 @@ class Simulation:
 
     def _monitor(self):
         """Sample every service once per second (values of the interval [t, t + 1))."""
-        env = self.env
-        ts = self.timeseries
-        services = list(self.services.values())
-        last = {s.name: (s.work_done, s.answered_ok, s.answered_error) for s in services}
-        t = 0.0
+        self._last = {s.name: (s.work_done, s.answered_ok, s.answered_error)
+                      for s in self.services.values()}
+        self._sampled_to = 0.0
         while True:
-            yield env.timeout(1.0)
-            for s in services:
-                work, ok, err = last[s.name]
-                ready = len(s.serving)
-                busy = sum(r.busy() for r in s.serving)
-                ts["t"].append(t)
-                ts["service"].append(s.name)
-                ts["replicas"].append(len(s.running()))
-                ts["ready_replicas"].append(ready)
-                ts["busy"].append(busy)
-                ts["queued"].append(sum(r.queued() for r in s.replicas if not r.stopped))
-                ts["utilization"].append((s.work_done - work) / (s.capacity * max(1, ready)))
-                ts["throughput"].append(s.answered_ok - ok)
-                ts["errors"].append(s.answered_error - err)
-                ts["batch"].append(busy if s.spec.llm is not None else math.nan)
-                last[s.name] = (s.work_done, s.answered_ok, s.answered_error)
-            t += 1.0
+            yield self.env.timeout(1.0)
+            self._sample()
+
+    def _sample(self) -> None:
+        ts = self.timeseries
+        t = self._sampled_to
+        width = self.env.now - t
+        for s in self.services.values():
+            work, ok, err = self._last[s.name]
+            ready = len(s.serving)
+            busy = sum(r.busy() for r in s.serving)
+            ts["t"].append(t)
+            ts["service"].append(s.name)
+            ts["replicas"].append(len(s.running()))
+            ts["ready_replicas"].append(ready)
+            ts["busy"].append(busy)
+            ts["queued"].append(sum(r.queued() for r in s.replicas if not r.stopped))
+            ts["utilization"].append((s.work_done - work) / (s.capacity * max(1, ready) * width))
+            ts["throughput"].append((s.answered_ok - ok) / width)
+            ts["errors"].append(s.answered_error - err)
+            ts["batch"].append(busy if s.spec.llm is not None else math.nan)
+            self._last[s.name] = (s.work_done, s.answered_ok, s.answered_error)
+        self._sampled_to = self.env.now
+
+    def _flush(self) -> None:
+        """Record the last (possibly partial) interval when the run stops."""
+        if self.env.now > self._sampled_to + 1e-9:
+            self._sample()
 
     # -- running ------------------------------------------------------------------------
 
@@ -205,6 +214,7 @@ class Simulation:
                     progress(env.now, end)
         except KeyboardInterrupt:
             partial = True
+        self._flush()
         return Result.from_simulation(self, env.now, partial)
 
 
