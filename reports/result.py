@@ -228,7 +228,11 @@ def _read_csv(result_dir: str, name: str, *, required: bool) -> pd.DataFrame:
             raise UsageError(f"{path}: missing; every result directory has one")
         return _coerce(pd.DataFrame({c: pd.Series(dtype=float) for c in columns}), name, path)
     try:
-        frame = pd.read_csv(path, keep_default_na=True)
+        # text columns typed up front: a mostly-empty `error` column would otherwise be
+        # guessed chunk by chunk (mixed types) on large runs
+        text = {c: str for c in ("error", "caller", "callee", "service", "type", "target",
+                                 "parameters") if c in columns}
+        frame = pd.read_csv(path, keep_default_na=True, dtype=text, low_memory=False)
     except pd.errors.EmptyDataError:
         raise UsageError(f"{path}: empty file (expected a header line: "
                          f"{', '.join(columns)})") from None

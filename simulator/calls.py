@@ -51,14 +51,16 @@ Outcome = tuple[int, int]   # (status, error code)
 class Edge:
     """One dependency edge ``caller->callee`` as it runs: the call spec and its policy state."""
 
-    __slots__ = ("caller", "caller_index", "callee", "call", "timeout", "p", "request_size",
+    __slots__ = ("caller", "caller_index", "site", "callee", "call", "timeout", "p",
+                 "request_size",
                  "degrade", "retry", "budget", "breaker", "backoff", "net", "plain", "proc",
                  "short_circuited")
 
     def __init__(self, caller: str, caller_index: int, callee: ServiceRuntime, call: Call,
-                 uniform: Callable[[], float]):
+                 uniform: Callable[[], float], site: int = 0):
         self.caller = caller
         self.caller_index = caller_index
+        self.site = site  # which of the caller's calls this is (calls.csv column `call`)
         self.callee = callee
         self.call = call
         self.timeout = call.timeout
@@ -106,7 +108,7 @@ class CallExecutor:
         if e.plain:
             env = self.env
             rec = self.rec
-            cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, 1, env.now)
+            cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, 1, env.now, e.site)
             st, er = yield from self.deliver(e, rid, cid)
             rec.call_end(cid, env.now, st, er)
             if st == 200:
@@ -152,7 +154,7 @@ class CallExecutor:
         """One attempt on ``e``; with a timeout the caller abandons it after ``e.timeout``."""
         env = self.env
         rec = self.rec
-        cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, n, env.now)
+        cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, n, env.now, e.site)
         if e.proc:
             p = env.process(self.deliver(e, rid, cid))
             if e.timeout is not None:
@@ -277,7 +279,7 @@ class CallExecutor:
                         # the common case, inline: no extra generator level per hop
                         callee = step.callee
                         ccid = rec.call_start(rid, cid, step.caller_index, callee.index, 1,
-                                              env.now)
+                                              env.now, step.site)
                         crep = callee.pick()
                         if crep is None:
                             st, er = 0, E_REFUSED

@@ -67,6 +67,7 @@ class Simulation:
         # edges
         self.edges_into: dict[str, list[Edge]] = {name: [] for name in self.services}
         steps: dict[str, list[Any]] = {}
+        self._sites: dict[str, int] = {}
         for name, spec in topology.services.items():
             compiled: list[Any] = []
             for step in spec.calls:
@@ -110,8 +111,10 @@ class Simulation:
             raise UsageError(f"services.{caller}.calls: unknown service {call.to!r}")
         callee = self.services[call.to]
         caller_index = self.names.index(caller)
+        site = self._sites.get(caller, 0)
+        self._sites[caller] = site + 1
         e = Edge(caller, caller_index, callee, call,
-                 self.streams.uniform(f"retry:{caller}->{call.to}"))
+                 self.streams.uniform(f"retry:{caller}->{call.to}"), site)
         self.edges_into[call.to].append(e)
         return e
 

@@ -34,6 +34,7 @@ class Recorder:
         self.c_callee = array("h")
         self.c_replica = array("i")
         self.c_attempt = array("h")
+        self.c_site = array("h")   # index of the call among the caller's calls
         self.c_start = array("d")
         self.c_end = array("d")
         self.c_status = array("h")
@@ -62,7 +63,7 @@ class Recorder:
         self.r_error[rid] = error
 
     def call_start(self, rid: int, parent: int, caller: int, callee: int, attempt: int,
-                   now: float) -> int:
+                   now: float, site: int = 0) -> int:
         """Register a call attempt starting at ``now``; returns its id."""
         cid = len(self.c_start)
         self.c_request.append(rid)
@@ -71,6 +72,7 @@ class Recorder:
         self.c_callee.append(callee)
         self.c_replica.append(-1)
         self.c_attempt.append(attempt)
+        self.c_site.append(site)
         self.c_start.append(now)
         self.c_end.append(NAN)
         self.c_status.append(0)

@@ -33,7 +33,7 @@ __all__ = ["Result", "REQUEST_COLUMNS", "CALL_COLUMNS", "TIMESERIES_COLUMNS", "F
 REQUEST_COLUMNS = ["request_id", "start", "end", "latency", "status", "ok", "degraded",
                    "attempts", "error"]
 CALL_COLUMNS = ["request_id", "caller", "callee", "replica", "attempt", "start", "end",
-                "status", "ok", "error", "ttft", "tpot", "output_tokens"]
+                "status", "ok", "error", "ttft", "tpot", "output_tokens", "call"]
 TIMESERIES_COLUMNS = ["t", "service", "replicas", "ready_replicas", "busy", "queued",
                       "utilization", "throughput", "errors", "batch"]
 FAULT_COLUMNS = ["type", "target", "start", "end", "parameters"]
@@ -122,6 +122,7 @@ class Result:
             "error": pd.Categorical.from_codes(c_error, ERRORS),
             "ttft": ttft, "tpot": tpot,
             "output_tokens": pd.arrays.IntegerArray(tokens, ~has_tokens),
+            "call": np.asarray(rec.c_site, dtype=np.int16),
         })
         ts = pd.DataFrame(sim.timeseries, columns=TIMESERIES_COLUMNS)
         fault_rows = [[t, target, s, end if e is None else min(e, end), json.dumps(p)]

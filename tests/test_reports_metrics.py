@@ -225,3 +225,26 @@ def test_values_read_in_their_units():
     assert format_metric("retry_amplification", 1.0) == "1.00x"
     assert format_metric("cost_per_1k", 0.2272) == "$0.2272"
     assert format_metric("throughput", 9.8) == "9.8 req/s"
+
+
+def test_retry_amplification_counts_two_calls_on_one_edge_as_two_asked():
+    # the gateway calls llm twice per request (two steps: `call` 0 and 1), no retries
+    rows = [(0, "client", "gateway", 1, 0, 1, True), (0, "gateway", "llm", 1, 0, 1, True),
+            (0, "gateway", "llm", 1, 0, 1, True)]
+    c = _calls(rows).assign(call=[0, 0, 1])
+    assert resilience.retry_amplification(c) == pytest.approx(1.0)
+    # the second llm call retried once: 4 attempts for 3 asked
+    c = _calls([*rows, (0, "gateway", "llm", 2, 0, 1, True)]).assign(call=[0, 0, 1, 1])
+    assert resilience.retry_amplification(c) == pytest.approx(4 / 3)
+
+
+def test_simulated_calls_carry_the_call_site():
+    from conftest import BASE
+
+    import simulator
+    import topologies
+
+    topo = topologies.loads(BASE.replace("duration: 60s", "duration: 20s"))
+    calls = simulator.simulate(topo, seed=1).calls
+    gw = calls[calls["caller"] == "gateway"]
+    assert set(gw.groupby("callee", observed=True)["call"].first()) == {0, 1, 2}
