@@ -167,3 +167,15 @@ def test_faults_are_recorded_with_their_actual_windows():
     r = simulator.simulate(t, sc, seed=0)
     row = r.faults.iloc[0]
     assert (row["type"], row["target"], row["start"], row["end"]) == ("errors", "llm", 10.0, 300.0)
+
+
+def test_autoscaler_scales_down_only_after_the_cooldown_window():
+    """Kubernetes' scale-down stabilization: 4 starting replicas on a load one replica
+    handles (2/s x 50 ms) stay for the 100 s cooldown after start, then drop to min (1)
+    within one interval; scaling down never happens before the window has passed."""
+    text = SPIKE.format(replicas=4, min=1).replace("cooldown: 300s", "cooldown: 100s")
+    text = text.replace("rate: 20/s", "rate: 2/s").replace("rate: 80/s", "rate: 2/s")
+    ts = simulator.simulate(topo(text), seed=2).timeseries
+    api = ts[ts["service"] == "api"].set_index("t")["replicas"]
+    assert (api[api.index < 99] == 4).all()  # rows are 1 s intervals sampled at their end
+    assert (api[api.index >= 115] == 1).all()
