@@ -115,22 +115,10 @@ class _ProgressBar:
             sys.stderr.flush()
 
 
-def _finish(directory: str, report: bool) -> None:
-    """The shared end-of-run step; skipped (with a note) if reports cannot finalize yet."""
-    import reports
-
-    if not hasattr(reports, "finalize"):
-        print("faultmesh sim: reports.finalize unavailable; summary left without SLOs",
-              file=sys.stderr)
-        return
-    from faultmesh.commands._finish import finish_run
-
-    finish_run(directory, report=report)
-
-
 def _one(topo: Any, scenario: str | None, seed: int, out: str, report: bool,
          duration: float | None) -> dict:
     import simulator
+    from faultmesh.commands._finish import finish_run
 
     bar = _ProgressBar(f"{topo.name}/{scenario or 'baseline'} seed {seed}")
     try:
@@ -141,7 +129,7 @@ def _one(topo: Any, scenario: str | None, seed: int, out: str, report: bool,
     result.write(out)
     if result.summary["partial"]:
         raise KeyboardInterrupt
-    _finish(out, report)
+    finish_run(out, report=report)
     try:
         with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
             return json.load(fh)
