@@ -230,10 +230,7 @@ def simulate(topology: Topology, scenario: Scenario | str | None = None, *, seed
     The same seed gives the same result, bit for bit.
     """
     if overrides:
-        import topologies
+        from topologies import override
 
-        override = getattr(topologies, "override", None)
-        if override is None:
-            raise UsageError("overrides need topologies.override(), which is not available")
         topology = override(topology, dict(overrides))
     return Simulation(topology, scenario, seed=seed, duration=duration).run(progress)

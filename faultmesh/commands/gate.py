@@ -54,31 +54,17 @@ def simulate_scenarios(topology_path: str, scenario: str, out: str | None, seed:
                        report: bool = False) -> list[str]:
     """Run the scenarios of a topology in the simulator; the result directories written."""
     import topologies
-    from faultmesh.commands._finish import finish_run
+    from faultmesh.runs import scenario_names, simulate_run
 
     topology = topologies.load(topology_path)
-    if scenario == "all":
-        names = ["baseline"] + [n for n in topology.scenarios if n != "baseline"]
-    elif scenario == "baseline" or scenario in topology.scenarios:
-        names = [scenario]
-    else:
-        have = ", ".join(["baseline", *topology.scenarios])
-        raise UsageError(f"{topology_path}: no scenario {scenario!r} (have: {have})")
-    try:
-        import simulator
-
-        simulate = simulator.simulate
-    except (ImportError, AttributeError):
-        raise UsageError("the simulator is not built yet; gate result directories "
-                         "instead") from None
+    names = scenario_names(topology, scenario)
     out = out or tempfile.mkdtemp(prefix=f"faultmesh-gate-{topology.name}-")
     dirs = []
     for name in names:
         directory = os.path.join(out, name)
         print(f"simulating {topology.name} / {name} (seed {seed}) -> {directory}",
               file=sys.stderr)
-        simulate(topology, name, seed=seed).write(directory)
-        finish_run(directory, report=report)
+        simulate_run(topology, name, directory, seed=seed, report=report)
         dirs.append(directory)
     return dirs
 

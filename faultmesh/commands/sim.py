@@ -115,26 +115,16 @@ class _ProgressBar:
             sys.stderr.flush()
 
 
-def _one(topo: Any, scenario: str | None, seed: int, out: str, report: bool,
+def _one(topo: Any, scenario: str, seed: int, out: str, report: bool,
          duration: float | None) -> dict:
-    import simulator
-    from faultmesh.commands._finish import finish_run
+    from faultmesh.runs import simulate_run
 
-    bar = _ProgressBar(f"{topo.name}/{scenario or 'baseline'} seed {seed}")
+    bar = _ProgressBar(f"{topo.name}/{scenario} seed {seed}")
     try:
-        result = simulator.simulate(topo, scenario, seed=seed, duration=duration,
-                                     progress=bar)
+        return simulate_run(topo, scenario, out, seed=seed, duration=duration, report=report,
+                            progress=bar)
     finally:
         bar.close()
-    result.write(out)
-    if result.summary["partial"]:
-        raise KeyboardInterrupt
-    finish_run(out, report=report)
-    try:
-        with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return result.summary
 
 
 def _fmt(x: Any, kind: str) -> str:
@@ -172,25 +162,19 @@ def _ci_table(agg: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faultmesh.runs import scenario_names
     from simulator.replications import aggregate
-    from topologies.errors import UsageError
     from topologies.files import atomic_write_text
 
     topo = _load(args)
-    if args.scenario == "all":
-        scenarios: list[str | None] = [None, *topo.scenarios]
-    else:
-        if args.scenario not in (None, "baseline") and args.scenario not in topo.scenarios:
-            known = ", ".join(sorted(topo.scenarios)) or "none"
-            raise UsageError(f"--scenario {args.scenario!r}: not defined (known: {known}, all)")
-        scenarios = [args.scenario]
+    scenarios = scenario_names(topo, args.scenario)
     label = "all" if args.scenario == "all" else args.scenario or "baseline"
     base = args.out or os.path.join("results", f"{topo.name}-{label}")
     rows: list[tuple[str, dict]] = []
     report = not args.no_report
     try:
         for scenario in scenarios:
-            name = scenario or "baseline"
+            name = scenario
             out = os.path.join(base, name) if args.scenario == "all" else base
             if args.replications == 1:
                 rows.append((name, _one(topo, scenario, args.seed, out, report, args.duration_s)))

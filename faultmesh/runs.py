@@ -1,0 +1,48 @@
+"""One engine run, end to end: simulate, write the result directory, add the SLO verdicts
+and (unless told not) the HTML report. The CLI commands and notebooks take this one path."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from topologies import Topology, UsageError
+
+__all__ = ["scenario_names", "simulate_run"]
+
+
+def scenario_names(topology: Topology, scenario: str | None) -> list[str]:
+    """The scenarios ``--scenario`` asks for: ``all`` is the fault-free baseline and every
+    scenario; None is the baseline."""
+    if scenario in (None, "baseline"):
+        return ["baseline"]
+    if scenario == "all":
+        return ["baseline", *(n for n in topology.scenarios if n != "baseline")]
+    if scenario not in topology.scenarios:
+        known = ", ".join(["baseline", *topology.scenarios, "all"])
+        raise UsageError(f"--scenario {scenario!r}: not defined in {topology.name} "
+                         f"(known: {known})")
+    return [scenario]
+
+
+def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 0,
+                 duration: float | None = None, report: bool = True,
+                 progress: Callable[[float, float], None] | None = None) -> dict[str, Any]:
+    """Simulate one scenario into the result directory ``out``; returns the final summary.
+
+    An interrupted simulation still writes its results (``"partial": true``) and then
+    raises KeyboardInterrupt.
+    """
+    import simulator
+    from faultmesh.commands._finish import finish_run
+
+    result = simulator.simulate(topology, scenario, seed=seed, duration=duration,
+                                progress=progress)
+    result.write(out)
+    if result.summary.get("partial"):
+        raise KeyboardInterrupt
+    finish_run(out, report=report)
+    with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
+        return json.load(fh)
