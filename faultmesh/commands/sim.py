@@ -25,6 +25,8 @@ timeseries.csv, faults.csv, topology.yaml (and report.html unless --no-report). 
 --scenario all each scenario (and the fault-free baseline) gets its own subdirectory; with
 --replications K each seed does, beside replications.json. Ctrl-C stops the run and writes
 what was collected, marked "partial": true.
+
+exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input
 """
 
 
@@ -141,7 +143,7 @@ def _fmt(x: Any, kind: str) -> str:
 
 def _table(rows: list[tuple[str, dict]]) -> str:
     head = f"{'run':<28} {'requests':>9} {'avail':>8} {'p50':>8} {'p99':>8} {'rps':>7} " \
-           f"{'cost':>9} {'$/1k':>9} {'wasted':>7}"
+           f"{'cost':>9} {'$/1k':>9} {'wasted':>7} {'SLOs':>6}"
     lines = [head]
     for name, s in rows:
         lat = s.get("latency", {})
@@ -150,8 +152,21 @@ def _table(rows: list[tuple[str, dict]]) -> str:
             f"{name[:28]:<28} {s.get('requests', 0):>9} {_fmt(s.get('availability'), 'pct'):>8} "
             f"{_fmt(lat.get('p50'), 's'):>8} {_fmt(lat.get('p99'), 's'):>8} "
             f"{_fmt(s.get('throughput'), 'n'):>7} {_fmt(cost.get('total'), 'usd'):>9} "
-            f"{_fmt(cost.get('per_1k'), 'usd'):>9} {_fmt(cost.get('wasted_share'), 'pct'):>7}")
+            f"{_fmt(cost.get('per_1k'), 'usd'):>9} {_fmt(cost.get('wasted_share'), 'pct'):>7} "
+            f"{_slo_cell(s):>6}")
     return "\n".join(lines)
+
+
+def _failed_slos(summary: dict) -> list[str]:
+    return [s.get("name") or s.get("metric", "?") for s in summary.get("slos", [])
+            if s.get("pass") is False]
+
+
+def _slo_cell(summary: dict) -> str:
+    judged = [s for s in summary.get("slos", []) if s.get("pass") is not None]
+    if not judged:
+        return "-"
+    return f"{sum(1 for s in judged if s['pass'])}/{len(judged)}"
 
 
 def _ci_table(agg: dict) -> str:
@@ -200,4 +215,9 @@ def run(args: argparse.Namespace) -> int:
         return 130
     print(_table(rows))
     print(f"results: {base}")
+    failed = sorted({f"{name}: {slo}" for name, summary in rows
+                     for slo in _failed_slos(summary)})
+    if failed:
+        print("SLOs violated (exit 1): " + "; ".join(failed))
+        return 1
     return 0
