@@ -39,7 +39,13 @@ def format_usd(value: float) -> str:
     """Dollars with enough digits for cents-level and sub-cent bills."""
     if value is None or math.isnan(value):
         return "n/a"
-    return f"${value:,.2f}" if abs(value) >= 10 else f"${value:.4g}"
+    if abs(value) >= 10:
+        return f"${value:,.2f}"
+    if value == 0 or abs(value) >= 1e-6:
+        # fixed-point with 4 significant digits: $0.3142, $0.00005098, never 5.098e-05
+        digits = max(0, 3 - math.floor(math.log10(abs(value)))) if value else 2
+        return f"${value:.{digits}f}"
+    return "<$0.000001"
 
 
 def format_metric(metric: str, value: float | None) -> str:

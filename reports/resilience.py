@@ -237,7 +237,8 @@ def cascade_timeline(calls: pd.DataFrame, intervals: list[tuple[float, float]], 
     """When each service crossed its blast thresholds, in order.
 
     Columns: ``service``, ``first`` (start of the first crossing window, s), ``last`` (end of
-    the last one), ``metric`` (what crossed first), ``value`` and ``baseline`` of it.
+    the episode that started there: consecutive crossing windows, one quiet window tolerated),
+    ``metric`` (what crossed first), ``value`` and ``baseline`` of it.
     ``services`` limits the timeline (default: every service).
     """
     cols = ["service", "first", "last", "metric", "value", "baseline"]
@@ -265,8 +266,15 @@ def cascade_timeline(calls: pd.DataFrame, intervals: list[tuple[float, float]], 
                 crossings.append((k, metric, e if metric == "error_rate" else p))
         if crossings:
             k0, metric, value = crossings[0]
+            # the episode the cascade started: consecutive crossing windows (one quiet window
+            # tolerated); a later lone crossing is noise, not the same cascade
+            last = k0
+            for k, _, _ in crossings[1:]:
+                if k - last > 2:
+                    break
+                last = k
             rows.append({"service": service, "first": k0 * width,
-                         "last": (crossings[-1][0] + 1) * width, "metric": metric,
+                         "last": (last + 1) * width, "metric": metric,
                          "value": value, "baseline": (0.0 if math.isnan(eb) else eb)
                          if metric == "error_rate" else pb})
     out = pd.DataFrame(rows, columns=cols)

@@ -55,13 +55,14 @@ class SLOResult:
     window: str = "all"
     scenario: str = "baseline"
     skipped: bool = False
+    reason: str = ""
 
     @property
     def note(self) -> str:
         """Why a skipped SLO was not judged."""
         if not self.skipped:
             return ""
-        return f"not applicable: the run has no {self.window} window"
+        return self.reason or f"not applicable: the run has no {self.window} window"
 
     @property
     def description(self) -> str:
@@ -181,7 +182,8 @@ def evaluate_slos(result: Result, slos: tuple[SLO, ...] | list[SLO] | None = Non
     """Every SLO of the run's topology (or ``slos``) measured on the run and judged.
 
     An SLO whose window is empty (``window: fault`` in a run without faults, ``steady`` in a
-    run faulted throughout) is not applicable: ``skipped``, and it does not fail the run.
+    run faulted throughout), or a latency SLO over a window without one successful request,
+    is not applicable: ``skipped``, and it does not fail the run.
     """
     if slos is None:
         topo = result.topology
@@ -194,6 +196,14 @@ def evaluate_slos(result: Result, slos: tuple[SLO, ...] | list[SLO] | None = Non
                                  True, slo.window, result.scenario, skipped=True))
             continue
         value = metric_value(result, slo.metric, slo.window, slo.count_degraded)
+        if math.isnan(value) and slo.metric.startswith("latency_"):
+            # Latency is measured on successful requests; when none succeeded there is no
+            # latency to judge (availability and error_rate SLOs judge that run).
+            where = "the run" if slo.window == "all" else f"the {slo.window} window"
+            out.append(SLOResult(slo_label(slo), slo.metric, slo.op, float(slo.limit), value,
+                                 True, slo.window, result.scenario, skipped=True,
+                                 reason=f"not applicable: no successful requests in {where}"))
+            continue
         out.append(SLOResult(slo_label(slo), slo.metric, slo.op, float(slo.limit), value,
                              slo.holds(value), slo.window, result.scenario))
     return out

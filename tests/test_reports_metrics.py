@@ -248,3 +248,24 @@ def test_simulated_calls_carry_the_call_site():
     calls = simulator.simulate(topo, seed=1).calls
     gw = calls[calls["caller"] == "gateway"]
     assert set(gw.groupby("callee", observed=True)["call"].first()) == {0, 1, 2}
+
+
+def test_cascade_episode_ends_when_the_crossing_stops_not_at_a_later_blip():
+    # llm slow in [20, 30) only; a lone slow window at [60, 65) is noise, not the cascade
+    rows = []
+    for i in range(800):
+        t = i * 0.1
+        slow = 20 <= t < 30 or 60 <= t < 65
+        rows.append((i, "gateway", "llm", 1, t, t + (1.0 if slow else 0.1), True))
+    timeline = resilience.cascade_timeline(_calls(rows), [(20.0, 30.0)], 0.0, 80.0)
+    assert list(timeline["service"]) == ["llm"]
+    assert (timeline.loc[0, "first"], timeline.loc[0, "last"]) == (20.0, 30.0)
+
+
+def test_dollars_are_never_shown_in_scientific_notation():
+    from reports.formatting import format_usd
+
+    assert format_usd(5.098e-05) == "$0.00005098"
+    assert format_usd(0.3142) == "$0.3142"
+    assert format_usd(1234.5) == "$1,234.50"
+    assert format_usd(0.0) == "$0.00"

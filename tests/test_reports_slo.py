@@ -141,3 +141,24 @@ def test_missing_directory_via_cli_is_exit_2_without_traceback(tmp_path, capsys)
     os.makedirs(tmp_path / "empty")
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "summary.json: missing" in capsys.readouterr().err
+
+
+def test_latency_slo_without_a_successful_request_is_not_applicable(tmp_path):
+    d = write_run(str(tmp_path / "run"))
+    path = os.path.join(d, "requests.csv")
+    lines = open(path).read().splitlines()
+    header = lines[0].split(",")
+    ok, status = header.index("ok"), header.index("status")
+    out = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        if 20 <= float(cells[1]) < 30:   # every request in the fault window fails
+            cells[ok], cells[status] = "False", "503"
+        out.append(",".join(cells))
+    open(path, "w").write("\n".join(out) + "\n")
+    result = reports.load_result(d)
+    slos = [SLO("latency_p50", "max", 1.0, name="fault p50", window="fault"),
+            SLO("availability", "min", 0.5, name="fault availability", window="fault")]
+    p50, avail = reports.evaluate_slos(result, slos)
+    assert p50.skipped and p50.note == "not applicable: no successful requests in the fault window"
+    assert avail.value == 0.0 and not avail.passed and not avail.skipped
