@@ -101,7 +101,8 @@ def analyse(result: Result) -> Analysis:
     spread = len([s for s in radius if s not in faulted])
     fault_avail = availability(window_requests(result, "fault") if intervals else reqs)
     score, parts = resilience_score(
-        slos_passed=sum(s.passed for s in slos), slos_total=len(slos),
+        slos_passed=sum(s.passed and not s.skipped for s in slos),
+        slos_total=sum(not s.skipped for s in slos),
         fault_availability=fault_avail, recovery_time=rec, spread=spread,
         others=len(others) if intervals else 0)
     return Analysis(

@@ -77,8 +77,7 @@ def _delta(kind: str, value: float, base: float) -> str:
     sign = "+" if diff > 0 else "−"
     if kind == "%":
         return f"{sign}{abs(diff) * 100:.2f} pp"
-    text = sign + _fmt(kind, abs(diff)).lstrip("$")
-    text = ("$" + text if kind == "usd" else text)
+    text = sign + _fmt(kind, abs(diff))  # +$0.05, −1.2 s
     if base:
         text += f" ({diff / abs(base):+.0%})"
     return text
@@ -117,7 +116,7 @@ def slo_matrix(analyses: list[Analysis]) -> list[dict[str, Any]]:
                                                                           match.limit)
             cells.append({"value": "n/a" if match.skipped else format_metric(match.metric,
                                                                              match.value),
-                          "passed": match.passed})
+                          "passed": match.passed, "skipped": match.skipped})
         rows.append({"name": name, "window": window, "limit": limit, "cells": cells})
     return rows
 
@@ -176,6 +175,7 @@ def comparison_context(analyses: list[Analysis]) -> dict[str, Any]:
                      "cls": {"PASS": "pass", "FAIL": "fail"}.get(word, "none"),
                      "score": a.score, "path": a.result.path, "topology": a.result.name,
                      "slos_failed": sum(not s.passed for s in a.slos),
-                     "slos": len(a.slos)})
+                     "slos": sum(not s.skipped for s in a.slos),
+                     "slos_na": sum(s.skipped for s in a.slos)})
     return {"runs": runs, "labels": labels, "rows": difference_rows(analyses),
             "slo_rows": slo_matrix(analyses), "figures": comparison_figures(analyses, labels)}

@@ -61,15 +61,17 @@ def headline(a: Analysis) -> str:
     """One sentence a newcomer reads first: what failed, how bad, how far it spread."""
     parts = []
     failed = [s for s in a.slos if not s.passed]
+    judged = [s for s in a.slos if not s.skipped]
+    na = f" ({len(a.slos) - len(judged)} not applicable)" if len(judged) < len(a.slos) else ""
     if a.slos:
         if failed:
             shown = "; ".join(f"{s.name} {format_metric(s.metric, s.value)} vs "
                               f"{'≤' if s.op == 'max' else '≥'} "
                               f"{format_metric(s.metric, s.limit)}" for s in failed[:3])
             more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
-            parts.append(f"{len(failed)} of {len(a.slos)} SLOs violated ({shown}{more}).")
+            parts.append(f"{len(failed)} of {len(judged)} SLOs violated{na} ({shown}{more}).")
         else:
-            parts.append(f"All {len(a.slos)} SLOs hold.")
+            parts.append(f"All {len(judged)} SLOs hold{na}.")
     parts.append(f"Availability {_pct(a.availability)}, p99 {format_seconds(a.latency['p99'])}.")
     if a.intervals:
         rec = a.recovery_time

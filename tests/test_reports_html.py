@@ -103,3 +103,16 @@ def test_comparison_of_replications_with_equal_labels_adds_the_directory(tmp_pat
     assert reports.write_report([a, b], out) == out
     html = open(out, encoding="utf-8").read()
     assert "sim/brownout/seed 1 (rep-1)" in html and "sim/brownout/seed 1 (rep-2)" in html
+
+
+def test_comparison_shows_not_applicable_slos_as_such_not_as_passes(tmp_path):
+    base = write_run(str(tmp_path / "base"), fault=False)
+    faulted = write_run(str(tmp_path / "faulted"))
+    out = str(tmp_path / "cmp.html")
+    reports.write_report([base, faulted], out)
+    html = open(out, encoding="utf-8").read()
+    # the baseline has no fault window: its fault-window SLO is n/a and not counted
+    n_fault_slos = sum(1 for s in reports.evaluate_slos(reports.load_result(base)) if s.skipped)
+    assert n_fault_slos >= 1
+    assert f"({n_fault_slos} n/a)" in html
+    assert re.search(r'<td class="num">n/a</td>', html)
