@@ -78,27 +78,30 @@ class Result:
     def from_simulation(cls, sim: Simulation, end: float, partial: bool) -> Result:
         rec = sim.rec
         names = sim.names
+        # The recorder's columns are viewed, not copied (np.frombuffer); the frames are built
+        # with copy=False so each column stays its own block: a million-request run keeps one
+        # copy of its records, not two.
         # requests
-        r_start = np.asarray(rec.r_start, dtype=float)
-        r_end = np.asarray(rec.r_end, dtype=float)
-        r_status = np.asarray(rec.r_status, dtype=np.int16)
-        r_error = np.asarray(rec.r_error, dtype=np.int8)
-        r_deg = np.asarray(rec.r_degraded, dtype=bool)
+        r_start = _view(rec.r_start)
+        r_end = _view(rec.r_end)
+        r_status = _view(rec.r_status)
+        r_error = _view(rec.r_error)
         r_ok = r_status == 200
         n_req = r_start.size
-        c_request = np.asarray(rec.c_request, dtype=np.int64)
+        c_request = _view(rec.c_request)
         attempts = np.bincount(c_request, minlength=n_req) if n_req else np.zeros(0, int)
         requests = pd.DataFrame({
             "request_id": np.arange(n_req),
             "start": r_start, "end": r_end, "latency": r_end - r_start,
-            "status": r_status, "ok": r_ok, "degraded": r_deg & r_ok,
+            "status": r_status, "ok": r_ok, "degraded": _view(rec.r_degraded).astype(bool) & r_ok,
             "attempts": attempts[:n_req],
             "error": pd.Categorical.from_codes(r_error, ERRORS),
-        })
+        }, copy=False)
+        del attempts
         # calls
         n_calls = c_request.size
-        c_status = np.asarray(rec.c_status, dtype=np.int16)
-        c_error = np.asarray(rec.c_error, dtype=np.int8)
+        c_status = _view(rec.c_status)
+        c_error = _view(rec.c_error)
         ttft = np.full(n_calls, np.nan)
         tpot = np.full(n_calls, np.nan)
         tokens = np.zeros(n_calls, dtype=np.int64)
@@ -109,32 +112,33 @@ class Result:
             ttft[idx], tpot[idx] = vals[:, 0], vals[:, 1]
             tokens[idx] = vals[:, 2].astype(np.int64)
             has_tokens[idx] = True
+            del idx, vals
         c_ok = c_status == 200
         calls = pd.DataFrame({
             "request_id": c_request,
-            "caller": pd.Categorical.from_codes(np.asarray(rec.c_caller, np.int16), names),
-            "callee": pd.Categorical.from_codes(np.asarray(rec.c_callee, np.int16), names),
-            "replica": np.asarray(rec.c_replica, dtype=np.int32),
-            "attempt": np.asarray(rec.c_attempt, dtype=np.int16),
-            "start": np.asarray(rec.c_start, dtype=float),
-            "end": np.asarray(rec.c_end, dtype=float),
+            "caller": pd.Categorical.from_codes(_view(rec.c_caller), names),
+            "callee": pd.Categorical.from_codes(_view(rec.c_callee), names),
+            "replica": _view(rec.c_replica),
+            "attempt": _view(rec.c_attempt),
+            "start": _view(rec.c_start),
+            "end": _view(rec.c_end),
             "status": c_status, "ok": c_ok,
             "error": pd.Categorical.from_codes(c_error, ERRORS),
             "ttft": ttft, "tpot": tpot,
             "output_tokens": pd.arrays.IntegerArray(tokens, ~has_tokens),
-            "call": np.asarray(rec.c_site, dtype=np.int16),
-        })
+            "call": _view(rec.c_site),
+        }, copy=False)
+        del ttft, tpot, tokens, has_tokens
         ts = pd.DataFrame(sim.timeseries, columns=TIMESERIES_COLUMNS)
         fault_rows = [[t, target, s, end if e is None else min(e, end), json.dumps(p)]
                       for t, target, s, e, p in rec.faults]
         faults = pd.DataFrame(fault_rows, columns=FAULT_COLUMNS)
         # used work (cost)
-        c_parent = np.asarray(rec.c_parent, dtype=np.int64)
-        c_unfinished = c_error == E_UNFINISHED
         r_done = r_ok | (r_error == E_UNFINISHED)
-        used = used_attempts(c_parent, c_ok | c_unfinished, c_request,
+        used = used_attempts(_view(rec.c_parent), c_ok | (c_error == E_UNFINISHED), c_request,
                              r_done if n_req else np.zeros(1, bool))
-        call_cost = np.asarray(rec.c_cost, dtype=float)
+        del r_done
+        call_cost = _view(rec.c_cost)
         summary = _summary(sim, end, partial, requests, calls, ts, call_cost, used)
         return cls(requests, calls, ts, faults, summary, sim.topology, call_cost, used)
 
@@ -144,7 +148,7 @@ class Result:
         for name, df in (("requests.csv", self.requests), ("calls.csv", self.calls),
                          ("timeseries.csv", self.timeseries), ("faults.csv", self.faults)):
             atomic_write(os.path.join(directory, name),
-                         lambda fh, df=df: _for_csv(df).to_csv(fh, index=False))
+                         lambda fh, df=df: _write_csv(fh, df))
         atomic_write_text(os.path.join(directory, "topology.yaml"), _dump(self.topology))
         atomic_write_text(os.path.join(directory, "summary.json"),
                           json.dumps(_clean(self.summary), indent=2) + "\n")
@@ -152,6 +156,23 @@ class Result:
 
 
 _TIMES = ("start", "end", "latency")
+_CHUNK = 250_000   # rows formatted and written at a time: the text of a whole big table
+#                    would cost several times the table itself
+
+
+def _view(column: Any) -> np.ndarray:
+    """A recorder column (``array.array``) as a numpy array sharing its memory."""
+    return np.frombuffer(column, dtype=np.dtype(column.typecode))
+
+
+def _write_csv(fh: Any, df: pd.DataFrame) -> None:
+    """``df`` as CSV without its index, formatted and written ``_CHUNK`` rows at a time."""
+    n = len(df)
+    if n <= _CHUNK:
+        _for_csv(df).to_csv(fh, index=False)
+        return
+    for i in range(0, n, _CHUNK):
+        _for_csv(df.iloc[i:i + _CHUNK]).to_csv(fh, index=False, header=i == 0)
 
 
 def _for_csv(df: pd.DataFrame) -> pd.DataFrame:
