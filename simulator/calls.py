@@ -38,7 +38,7 @@ from .errors import (
 )
 from .policies import Backoff, Breaker, RetryBudget
 from .recorder import Recorder
-from .replica import Replica, ServiceRuntime, frozen_overlap
+from .replica import Replica, ServiceRuntime, thaw
 
 if TYPE_CHECKING:
     from .faults import NetState
@@ -103,6 +103,14 @@ class CallExecutor:
 
     # -- a call: policies around attempts ------------------------------------------------
 
+    def _ended(self, e: Edge, cid: int, status: int, error: int) -> None:
+        """Record the end of attempt ``cid`` and count the callee's answer."""
+        self.rec.call_end(cid, self.env.now, status, error)
+        if status == 200:
+            e.callee.answered_ok += 1
+        else:
+            e.callee.answered_error += 1
+
     def call(self, e: Edge, rid: int, parent: int):
         """Make the call on edge ``e`` for request ``rid``; returns (status, error)."""
         if e.plain:
@@ -110,11 +118,7 @@ class CallExecutor:
             rec = self.rec
             cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, 1, env.now, e.site)
             st, er = yield from self.deliver(e, rid, cid)
-            rec.call_end(cid, env.now, st, er)
-            if st == 200:
-                e.callee.answered_ok += 1
-            else:
-                e.callee.answered_error += 1
+            self._ended(e, cid, st, er)
             return st, er
         return (yield from self._call_with_policies(e, rid, parent))
 
@@ -164,11 +168,7 @@ class CallExecutor:
                 st, er = yield p
         else:
             st, er = yield from self.deliver(e, rid, cid)
-        rec.call_end(cid, env.now, st, er)
-        if st == 200:
-            e.callee.answered_ok += 1
-        else:
-            e.callee.answered_error += 1
+        self._ended(e, cid, st, er)
         return st, er
 
     # -- an attempt: network, rate limit, balancer, replica ------------------------------
@@ -259,7 +259,7 @@ class CallExecutor:
                         t0 = env.now
                         yield env.timeout(d)
                         if rep.pauses:
-                            yield from self._thaw(rep, t0)
+                            yield from thaw(env, rep, t0)
                     finally:
                         workers.release()
                     svc.work_done += d
@@ -336,14 +336,3 @@ class CallExecutor:
             if math.isinf(rep.paused_until):
                 yield env.event()   # frozen to the end of the run
             yield env.timeout(rep.paused_until - env.now)
-
-    def _thaw(self, rep: Replica, t0: float):
-        """Processing that ran across a pause finishes later by the time it was frozen."""
-        env = self.env
-        extra = frozen_overlap(rep.pauses, t0, env.now)
-        while extra > 0:
-            if math.isinf(extra):
-                yield env.event()
-            t1 = env.now
-            yield env.timeout(extra)
-            extra = frozen_overlap(rep.pauses, t1, env.now)

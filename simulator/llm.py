@@ -22,7 +22,7 @@ import simpy
 from topologies.model import LLMConfig
 
 from .recorder import Recorder
-from .replica import Replica, frozen_overlap
+from .replica import Replica, thaw
 
 __all__ = ["BatchEngine"]
 
@@ -134,17 +134,8 @@ class BatchEngine:
 
     def _thaw(self, t0: float):
         """Work that ran across a pause of the replica ends later by the frozen time."""
-        env = self.env
-        rep = self.replica
-        if not rep.pauses:
-            return
-        extra = frozen_overlap(rep.pauses, t0, env.now)
-        while extra > 0:
-            if math.isinf(extra):
-                yield env.event()
-            t1 = env.now
-            yield env.timeout(extra)
-            extra = frozen_overlap(rep.pauses, t1, env.now)
+        if self.replica.pauses:
+            yield from thaw(self.env, self.replica, t0)
 
     def _finish(self, s: _Sequence, now: float) -> None:
         rec = self.rec

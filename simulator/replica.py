@@ -23,7 +23,7 @@ from .policies import TokenBucket
 if TYPE_CHECKING:
     from .llm import BatchEngine
 
-__all__ = ["Replica", "ServiceRuntime", "Workers", "frozen_overlap"]
+__all__ = ["Replica", "ServiceRuntime", "Workers", "frozen_overlap", "thaw"]
 
 INF = math.inf
 
@@ -36,6 +36,18 @@ def frozen_overlap(pauses: list[tuple[float, float]], t0: float, t1: float) -> f
         if hi > lo:
             total += hi - lo
     return total
+
+
+def thaw(env: simpy.Environment, rep: Replica, t0: float):
+    """Work that ran on ``rep`` from ``t0`` until now across a pause ends later by the time
+    the replica was frozen (and by any pause that falls into that extra time)."""
+    extra = frozen_overlap(rep.pauses, t0, env.now)
+    while extra > 0:
+        if math.isinf(extra):
+            yield env.event()  # frozen to the end of the run: never finishes
+        t1 = env.now
+        yield env.timeout(extra)
+        extra = frozen_overlap(rep.pauses, t1, env.now)
 
 
 class Workers:

@@ -17,10 +17,10 @@ from .kinds import (
     ListOf,
     Record,
     Scalar,
+    check_known,
     describe,
     join,
     line_of,
-    suggest,
 )
 from .model import FAULT_TYPES, SLO, SLO_METRICS, Fault, Scenario
 from .scalars import BANDWIDTH, BOOL, FRACTION, RATE, TEXT, duration, number, whole
@@ -123,12 +123,7 @@ class SLOKind(Kind):
     def convert(self, raw: Any, path: str, line: int, ck: Checker) -> Any:
         if not isinstance(raw, dict):
             return ck.report(line, path, f"expected an SLO mapping, got {describe(raw)}")
-        ok = True
-        for key in raw:
-            if key not in self.FIELDS:
-                ck.report(line_of(raw, key, line), join(path, key),
-                          f"unknown field{suggest(key, self.FIELDS)}")
-                ok = False
+        ok = check_known(raw, self.FIELDS, path, line, ck)
         metric = raw.get("metric")
         if metric is None:
             return ck.report(line, path, "missing required field 'metric'")

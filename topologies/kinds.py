@@ -18,7 +18,7 @@ from .model import FrozenMap
 
 __all__ = [
     "INVALID", "Checker", "Kind", "Scalar", "Enum", "ListOf", "MapOf", "Field",
-    "Record", "describe", "suggest", "line_of",
+    "Record", "describe", "suggest", "line_of", "join", "check_known",
 ]
 
 
@@ -77,6 +77,15 @@ def join(path: str, key: object) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else str(key)
+
+
+def check_known(value: dict, fields: Iterable[str], path: str, line: int, ck: Checker) -> bool:
+    """Report every key of ``value`` that is not one of ``fields``; True when there is none."""
+    known = tuple(fields)
+    unknown = [key for key in value if key not in known]
+    for key in unknown:
+        ck.report(line_of(value, key, line), join(path, key), f"unknown field{suggest(key, known)}")
+    return not unknown
 
 
 class Kind:
@@ -246,12 +255,7 @@ class Record(Kind):
         if not isinstance(value, dict):
             return ck.report(line, path, f"expected a mapping (fields: {', '.join(self.fields)}),"
                              f" got {describe(value)}")
-        ok = True
-        for key in value:
-            if key not in self.fields:
-                ck.report(line_of(value, key, line), join(path, key),
-                          f"unknown field{suggest(key, self.fields)}")
-                ok = False
+        ok = check_known(value, self.fields, path, line, ck)
         values: dict[str, Any] = {} if name is None else {"name": name}
         for fname, spec in self.fields.items():
             if fname in value and not (value[fname] is None and fname in self.nullable):
