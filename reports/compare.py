@@ -49,9 +49,26 @@ def run_labels(analyses: list[Analysis]) -> list[str]:
     """engine/scenario/seed per run, made unique with the directory name when needed."""
     labels = [a.result.label for a in analyses]
     if len(set(labels)) < len(labels):
-        labels = [f"{lab} ({os.path.basename(os.path.normpath(a.result.path))})"
-                  for lab, a in zip(labels, analyses, strict=True)]
+        # the part of each path that differs: "rep-1", or "replicas=4/llm-brownout/seed-0"
+        # for the runs of a sweep, whose directories end alike
+        labels = [f"{lab} ({part})" for lab, part in
+                  zip(labels, _distinct_parts([a.result.path for a in analyses]), strict=True)]
     return labels
+
+
+def _distinct_parts(paths: list[str]) -> list[str]:
+    """The path components that tell the directories apart (common head and tail dropped)."""
+    parts = [os.path.abspath(p).split(os.sep) for p in paths]
+    if len({tuple(p) for p in parts}) < len(parts):
+        return [os.path.basename(os.path.normpath(p)) for p in paths]
+    shortest = min(len(p) for p in parts)
+    head = 0
+    while head < shortest - 1 and len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while tail < shortest - head - 1 and len({p[-1 - tail] for p in parts}) == 1:
+        tail += 1
+    return ["/".join(p[head:len(p) - tail]) for p in parts]
 
 
 def _fmt(kind: str, value: float) -> str:

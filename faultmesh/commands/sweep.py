@@ -1,0 +1,98 @@
+"""``faultmesh sweep TOPOLOGY --set path=v1,v2,...``: a grid of simulations on Dask."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+__all__ = ["add_parser", "run"]
+
+EXAMPLES = """examples:
+  faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=2,3,4,6
+  faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=2,4 \\
+      --set workload.rate=4/s,8/s --scenario llm-brownout --replications 3
+  faultmesh sweep topologies/router.yaml --set services.large-llm.replicas=1,2 \\
+      --scheduler tcp://10.0.0.5:8786 --out /shared/sweeps/router
+
+Every combination of the --set lists is run for each scenario (--scenario all: the baseline
+and every scenario) and each seed (--seed .. --seed+K-1 with --replications K), as tasks on a
+local Dask cluster of worker processes (--workers N, default one per core) or on the cluster
+at --scheduler (its workers need faultmesh installed and --out on a shared filesystem).
+Each run is a full result directory under --out; sweep.csv and sweep.json list them all,
+one row per run, and report.html compares them (unless --no-report).
+
+exit codes: 0 every SLO of every run holds, 1 an SLO is violated somewhere, 2 bad input,
+3 the scheduler cannot be reached
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run a grid of simulations (parameter sweep) on Dask",
+                       description="Simulate a topology at every point of a grid of "
+                       "overrides, as Dask tasks.", epilog=EXAMPLES)
+    p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
+    p.add_argument("--set", dest="sets", action="append", default=[], required=True,
+                   metavar="PATH=V1,V2,...", help="one axis of the grid; repeatable")
+    p.add_argument("--scenario", default=None, metavar="NAME|all",
+                   help="scenario to run at every point (default: the baseline)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="first seed (default 0)")
+    p.add_argument("--replications", type=int, default=1, metavar="K",
+                   help="seeds per point (default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler address (default: a local cluster)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local cluster worker processes (default: one per core)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="sweep directory (default results/<topology>-sweep)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.set_defaults(run=run)
+
+
+def _cell(value: object, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, fmt)
+
+
+def run(args: argparse.Namespace) -> int:
+    import topologies
+    from faultmesh.sweep import parse_grid, run_sweep, sweep_points
+    from topologies import UsageError
+
+    if args.replications < 1:
+        raise UsageError("--replications: must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers: must be at least 1")
+    topology = topologies.load(args.topology)
+    grid = parse_grid(args.sets)
+    seeds = list(range(args.seed, args.seed + args.replications))
+    points = sweep_points(topology, grid, args.scenario, seeds)
+    out = args.out or os.path.join("results", f"{topology.name}-sweep")
+    print(f"sweep: {len(points)} runs ({' x '.join(str(len(v)) for v in grid.values())} points"
+          f", {len({p.scenario for p in points})} scenario(s), {len(seeds)} seed(s)) -> {out}")
+    rows = run_sweep(topology, points, out, scheduler=args.scheduler, workers=args.workers)
+    axes = list(grid)
+    head = " ".join(f"{_short_axis(a):>14}" for a in axes)
+    print(f"{head} {'scenario':<22} {'seed':>4} {'avail':>8} {'p50':>8} {'p99':>8} "
+          f"{'$/1k':>8} {'SLOs':>5}")
+    for row in rows:
+        cells = " ".join(f"{str(row[a]):>14}" for a in axes)
+        judged = row["slos_passed"] + row["slos_failed"]
+        print(f"{cells} {row['scenario'][:22]:<22} {row['seed']:>4} "
+              f"{_cell(100 * (row['availability'] or 0), '7.2f')}% "
+              f"{_cell(row['latency_p50'], '7.2f')}s {_cell(row['latency_p99'], '7.2f')}s "
+              f"{_cell(row['cost_per_1k'], '8.4f')} "
+              f"{(str(row['slos_passed']) + '/' + str(judged)) if judged else '-':>5}")
+    if not args.no_report:
+        import reports
+
+        path = reports.write_report([r["directory"] for r in rows],
+                                    os.path.join(out, "report.html"))
+        print(f"report: {path}")
+    print(f"results: {os.path.join(out, 'sweep.csv')}")
+    return 1 if any(r["slos_failed"] for r in rows) else 0
+
+
+def _short_axis(path: str) -> str:
+    return path.removeprefix("services.").removeprefix("workload.")[-14:]

@@ -1,0 +1,165 @@
+"""Parameter sweeps: the same topology run at every point of a grid of overrides, on Dask.
+
+A sweep is the Cartesian product of ``--set path=v1,v2,...`` lists, times scenarios, times
+seeds. Each run is one :func:`faultmesh.runs.simulate_run` (simulate, write the result
+directory, add SLO verdicts) executed as a Dask task: on a local cluster of worker
+processes by default (simpy is pure Python, so processes, not threads, use the cores), or on
+the cluster whose scheduler address is given. On a remote cluster every worker needs
+faultmesh installed and the output directory on a shared filesystem.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from topologies import Topology, UsageError, override
+
+from .runs import scenario_names, simulate_run
+
+__all__ = ["SweepPoint", "parse_grid", "sweep_points", "run_sweep", "SWEEP_COLUMNS"]
+
+SWEEP_COLUMNS = ["run", "scenario", "seed", "requests", "availability", "throughput",
+                 "latency_p50", "latency_p99", "cost_total", "cost_per_1k", "slos_passed",
+                 "slos_failed", "score", "directory"]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One run of a sweep: the overrides it applies, its scenario and seed, and its name."""
+
+    overrides: tuple[tuple[str, str], ...]
+    scenario: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """A directory name: ``llm.replicas=4,rate=20-s/llm-brownout/seed-0``."""
+        parts = [f"{_short(path)}={value}" for path, value in self.overrides] or ["as-is"]
+        label = re.sub(r"[^A-Za-z0-9_.,=+-]", "-", ",".join(parts))
+        return os.path.join(label, self.scenario, f"seed-{self.seed}")
+
+
+def _short(path: str) -> str:
+    return path.removeprefix("services.").removeprefix("workload.")
+
+
+def _split_values(text: str) -> list[str]:
+    """``2,4,6`` -> three values; commas inside [...] or {...} do not split."""
+    values, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            values.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    values.append(current.strip())
+    return values
+
+
+def parse_grid(sets: Sequence[str]) -> dict[str, list[str]]:
+    """``["services.llm.replicas=2,4", "workload.rate=20/s"]`` -> the grid's axes."""
+    grid: dict[str, list[str]] = {}
+    for item in sets:
+        path, eq, values = item.partition("=")
+        path = path.strip()
+        if not eq or not path or not values.strip():
+            raise UsageError(f"--set {item!r}: expected PATH=V1,V2,... e.g. "
+                             "services.llm.replicas=2,4,6")
+        if path in grid:
+            raise UsageError(f"--set {path}: given twice; list every value in one --set")
+        split = _split_values(values)
+        if any(not v for v in split):
+            raise UsageError(f"--set {item!r}: an empty value in the list")
+        grid[path] = split
+    return grid
+
+
+def sweep_points(topology: Topology, grid: Mapping[str, Sequence[str]], scenario: str | None,
+                 seeds: Sequence[int]) -> list[SweepPoint]:
+    """Every run of the sweep, each grid point checked against the topology first, so a bad
+    value stops the sweep before anything runs."""
+    names = scenario_names(topology, scenario)
+    combos = list(itertools.product(*(list(v) for v in grid.values()))) or [()]
+    points = []
+    for combo in combos:
+        overrides = tuple(zip(grid.keys(), combo, strict=True))
+        override(topology, dict(overrides))  # raises TopologyError for a bad point
+        points.extend(SweepPoint(overrides, name, seed) for name in names for seed in seeds)
+    return points
+
+
+def _run_point(topology: Topology, point: SweepPoint, out: str, report: bool) -> dict[str, Any]:
+    """One sweep run, as a Dask task: the final summary and where it was written."""
+    topo = override(topology, dict(point.overrides))
+    directory = os.path.join(out, point.name)
+    summary = simulate_run(topo, point.scenario, directory, seed=point.seed, report=report)
+    return {"summary": summary, "directory": directory}
+
+
+def _row(point: SweepPoint, outcome: Mapping[str, Any]) -> dict[str, Any]:
+    s = outcome["summary"]
+    slos = [x for x in s.get("slos", []) if not x.get("skipped")]
+    row: dict[str, Any] = {
+        "run": os.path.dirname(os.path.dirname(point.name)), "scenario": point.scenario,
+        "seed": point.seed, "requests": s.get("requests"),
+        "availability": s.get("availability"), "throughput": s.get("throughput"),
+        "latency_p50": s.get("latency", {}).get("p50"),
+        "latency_p99": s.get("latency", {}).get("p99"),
+        "cost_total": s.get("cost", {}).get("total"),
+        "cost_per_1k": s.get("cost", {}).get("per_1k"),
+        "slos_passed": sum(1 for x in slos if x.get("pass")),
+        "slos_failed": sum(1 for x in slos if x.get("pass") is False),
+        "score": s.get("resilience", {}).get("score"),
+        "directory": outcome["directory"],
+    }
+    row.update({path: value for path, value in point.overrides})
+    return row
+
+
+def run_sweep(topology: Topology, points: Sequence[SweepPoint], out: str, *,
+              scheduler: str | None = None, workers: int | None = None,
+              report: bool = False) -> list[dict[str, Any]]:
+    """Run every point on Dask; returns one row per run (also written to sweep.csv and
+    sweep.json in ``out``), in the order of ``points``."""
+    import pandas as pd
+    from distributed import Client, LocalCluster
+
+    from topologies.files import atomic_write, atomic_write_text
+
+    os.makedirs(out, exist_ok=True)
+    cluster = None
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout="20s")
+        else:
+            n = workers or max(1, min(len(points), os.cpu_count() or 1))
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, host="127.0.0.1")
+            client = Client(cluster)
+    except OSError as exc:
+        from topologies import RunError
+
+        raise RunError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+    try:
+        futures = [client.submit(_run_point, topology, p, out, report, pure=False,
+                                 key=f"faultmesh-{i}-{p.name}") for i, p in enumerate(points)]
+        outcomes = client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    rows = [_row(p, o) for p, o in zip(points, outcomes, strict=True)]
+    axes = [path for path, _ in points[0].overrides] if points else []
+    table = pd.DataFrame(rows, columns=[*axes, *SWEEP_COLUMNS])
+    atomic_write(os.path.join(out, "sweep.csv"), lambda fh: table.to_csv(fh, index=False))
+    atomic_write_text(os.path.join(out, "sweep.json"),
+                      json.dumps({"axes": axes, "runs": rows}, indent=2, default=str) + "\n")
+    return rows
