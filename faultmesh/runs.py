@@ -3,6 +3,7 @@ and (unless told not) the HTML report. The CLI commands and notebooks take this 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Callable
@@ -41,7 +42,12 @@ def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: in
     result = simulator.simulate(topology, scenario, seed=seed, duration=duration,
                                 progress=progress)
     result.write(out)
-    if result.summary.get("partial"):
+    partial = result.summary.get("partial")
+    # the tables are on disk: free them (and the simulation's reference cycles, which hold
+    # the recorder's columns) before finalize reads the files back
+    del result
+    gc.collect()
+    if partial:
         raise KeyboardInterrupt
     finish_run(out, report=report)
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
