@@ -50,7 +50,7 @@ def finalize(result_dir: str) -> dict[str, Any]:
     faults (recovery_time 0, empty blast radius) and without SLOs (empty list). Returns the
     summary as written.
     """
-    analysis = analyse(load_result(result_dir))
+    analysis = analyse(load_result(result_dir, lean=True))
     summary = dict(analysis.result.summary)
     summary["resilience"] = analysis.resilience()
     summary["slos"] = [s.to_dict() for s in analysis.slos]

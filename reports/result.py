@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from topologies.errors import FaultmeshError, UsageError
@@ -39,6 +40,18 @@ _NUMERIC = {
 }
 _BOOLEAN = {"requests.csv": ("ok", "degraded"), "calls.csv": ("ok",)}
 _TRUE = {"true", "1", "yes", "t", "y", "1.0"}
+_TEXT = ("error", "caller", "callee", "service", "type", "target", "parameters")
+#: Text columns of the big tables, read as pandas categoricals (missing values stay NaN).
+_CATEGORICAL = {"requests.csv": ("error",), "calls.csv": ("caller", "callee", "error")}
+#: ``lean`` reading: the calls.csv columns the figures use, those of them read as floats
+#: (the others are whole numbers), and the optional ones left out when no row has a value.
+_LEAN = {"calls.csv": frozenset(("request_id", "caller", "callee", "attempt", "call", "start",
+                                 "end", "status", "ok", "error", "ttft", "tpot",
+                                 "output_tokens"))}
+_FLOAT = {"calls.csv": ("start", "end", "ttft", "tpot", "output_tokens")}
+_OPTIONAL = {"calls.csv": ("ttft", "tpot", "output_tokens")}
+_BIG = 32 << 20    # files from this size on are read in chunks (_read_chunked)
+_CHUNK = 200_000   # rows per chunk
 
 
 def is_result_dir(path: str) -> bool:
@@ -132,7 +145,12 @@ class Result:
 
     def completed_calls(self) -> pd.DataFrame:
         """Call attempts that ended before the run did."""
-        return self.calls[~unfinished(self.calls)]
+        calls = self.calls
+        done = ~unfinished(calls).to_numpy()
+        k = int(done.sum())
+        if done[:k].all():   # the in-flight rows are the last ones (lean reading): no copy
+            return calls.iloc[:k]
+        return calls[done]
 
     def measured_requests(self) -> pd.DataFrame:
         """Completed client requests that arrived after warmup and before the end of the run.
@@ -175,7 +193,14 @@ def unfinished(frame: pd.DataFrame) -> pd.Series:
     """
     mask = pd.Series(False, index=frame.index)
     if "error" in frame.columns:
-        mask |= frame["error"].map(lambda e: str(e).strip().lower() == "unfinished")
+        error = frame["error"]
+        if isinstance(error.dtype, pd.CategoricalDtype):
+            # judge each category once; code -1 (missing) picks the appended False
+            hit = np.array([str(c).strip().lower() == "unfinished"
+                            for c in error.cat.categories] + [False])
+            mask |= pd.Series(hit[error.cat.codes.to_numpy()], index=frame.index)
+        else:
+            mask |= error.map(lambda e: str(e).strip().lower() == "unfinished")
     if "end" in frame.columns and "status" in frame.columns:
         mask |= frame["end"].isna() & (frame["status"].fillna(0) == 0)
     return mask.astype(bool)
@@ -189,11 +214,17 @@ def _finite(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def load_result(result_dir: str, topology: Topology | None = None) -> Result:
+def load_result(result_dir: str, topology: Topology | None = None, *,
+                lean: bool = False) -> Result:
     """Read and check a result directory.
 
     ``topology`` overrides the directory's topology.yaml (notebooks, tests). Raises
     :class:`UsageError` naming the offending file when the directory is not a readable result.
+
+    ``lean`` (what finalize uses on million-row runs) keeps calls.csv small: only the columns
+    the figures use (``replica`` left out, the LLM columns only when some call has a value),
+    and its whole-number columns as integers (int16 or wider) rather than floats. The
+    figures computed from it are the same.
     """
     result_dir = os.fspath(result_dir)
     if not os.path.isdir(result_dir):
@@ -209,7 +240,7 @@ def load_result(result_dir: str, topology: Topology | None = None) -> Result:
         raise UsageError(f"{summary_path}: not valid JSON ({exc})") from exc
     if not isinstance(summary, dict):
         raise UsageError(f"{summary_path}: expected a JSON object at the top level")
-    frames = {name: _read_csv(result_dir, name, required=(name == "requests.csv"))
+    frames = {name: _read_csv(result_dir, name, required=(name == "requests.csv"), lean=lean)
               for name in REQUIRED_COLUMNS}
     text = ""
     topo_path = os.path.join(result_dir, "topology.yaml")
@@ -220,19 +251,26 @@ def load_result(result_dir: str, topology: Topology | None = None) -> Result:
                   frames["timeseries.csv"], frames["faults.csv"], text, topology)
 
 
-def _read_csv(result_dir: str, name: str, *, required: bool) -> pd.DataFrame:
+def _read_csv(result_dir: str, name: str, *, required: bool, lean: bool = False
+              ) -> pd.DataFrame:
     path = os.path.join(result_dir, name)
     columns = REQUIRED_COLUMNS[name]
     if not os.path.isfile(path):
         if required:
             raise UsageError(f"{path}: missing; every result directory has one")
         return _coerce(pd.DataFrame({c: pd.Series(dtype=float) for c in columns}), name, path)
+    lean = lean and name in _LEAN
     try:
         # text columns typed up front: a mostly-empty `error` column would otherwise be
-        # guessed chunk by chunk (mixed types) on large runs
-        text = {c: str for c in ("error", "caller", "callee", "service", "type", "target",
-                                 "parameters") if c in columns}
-        frame = pd.read_csv(path, keep_default_na=True, dtype=text, low_memory=False)
+        # guessed chunk by chunk (mixed types) on large runs; the big tables' repeated names
+        # are read as categories (a byte per row, not a string object)
+        frame = None
+        if os.path.getsize(path) >= _BIG:
+            frame = _read_chunked(path, name, lean)
+        if frame is None:
+            usecols = (lambda c: c in _LEAN[name]) if lean else None
+            frame = pd.read_csv(path, keep_default_na=True, dtype=_text_dtypes(name),
+                                usecols=usecols)
     except pd.errors.EmptyDataError:
         raise UsageError(f"{path}: empty file (expected a header line: "
                          f"{', '.join(columns)})") from None
@@ -242,26 +280,155 @@ def _read_csv(result_dir: str, name: str, *, required: bool) -> pd.DataFrame:
     if missing:
         raise UsageError(f"{path}: missing column(s) {', '.join(missing)} "
                          f"(expected at least {', '.join(columns)})")
-    return _coerce(frame, name, path)
+    frame = _coerce(frame, name, path, lean=lean)
+    if lean:
+        empty = [c for c in _OPTIONAL.get(name, ()) if c in frame.columns
+                 and not frame[c].notna().any()]
+        frame = frame.drop(columns=empty)
+        # calls still in flight at the end moved last (the others keep their order), so the
+        # completed calls are a slice of the table rather than a copy
+        late = unfinished(frame).to_numpy()
+        if late.any() and not late[len(late) - int(late.sum()):].all():
+            order = np.concatenate([np.flatnonzero(~late), np.flatnonzero(late)])
+            frame = frame.take(order).reset_index(drop=True)
+    return frame
 
 
-def _coerce(frame: pd.DataFrame, name: str, path: str) -> pd.DataFrame:
-    frame = frame.copy()
+class _Irregular(Exception):
+    """A big file the chunked reader does not handle (it is then read the ordinary way)."""
+
+
+def _count_rows(path: str) -> int:
+    """Data lines of a CSV file (lines after the header; a last line without newline counts)."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n") - 1
+
+
+def _read_chunked(path: str, name: str, lean: bool) -> pd.DataFrame | None:
+    """A big CSV read ``_CHUNK`` rows at a time into columns allocated once for all rows.
+
+    pandas' own reader keeps every piece of the file until it joins them: twice the table at
+    its peak. Returns None for files this does not handle (then read the ordinary way).
+    """
+    n = _count_rows(path)
+    dtype = _text_dtypes(name)
+    numeric = {c: float for c in _NUMERIC.get(name, ()) if not lean or c in _FLOAT.get(name, ())}
+    usecols = (lambda c: c in _LEAN[name]) if lean else None
+    lazy = set(_OPTIONAL.get(name, ())) if lean else set()
+    arrays: dict[str, np.ndarray | None] = {}
+    categories: dict[str, dict[str, int]] = {}
+    pos = 0
+    try:
+        reader = pd.read_csv(path, keep_default_na=True, dtype={**numeric, **dtype},
+                             usecols=usecols, chunksize=_CHUNK)
+    except ValueError:
+        return None
+    with reader:
+        try:
+            for chunk in reader:
+                m = len(chunk)
+                if pos + m > n:
+                    raise _Irregular
+                for col in chunk.columns:
+                    _store(arrays, categories, col, chunk[col], n, pos, m, col in lazy)
+                pos += m
+        except (_Irregular, ValueError):
+            return None
+    if pos != n:
+        return None
+    data: dict[str, Any] = {}
+    for col, values in arrays.items():
+        if col in categories:
+            names = sorted(categories[col])
+            new_code = np.empty(len(names) + 1, dtype=np.int32)
+            new_code[[categories[col][c] for c in names]] = np.arange(len(names))
+            new_code[-1] = -1
+            # as pandas' reader makes them: sorted names (no names: an object index)
+            index = pd.Index(names, dtype="str") if names else pd.Index([], dtype=object)
+            values = pd.Categorical.from_codes(new_code[values],
+                                               dtype=pd.CategoricalDtype(index))
+        elif values is None:
+            values = np.full(n, np.nan)
+        data[col] = values
+    return pd.DataFrame(data, copy=False)
+
+
+def _store(arrays: dict[str, np.ndarray | None], categories: dict[str, dict[str, int]],
+           col: str, column: pd.Series, n: int, pos: int, m: int, lazy: bool) -> None:
+    """Put one chunk of one column into its all-rows array (allocated on first use)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        table = categories.setdefault(col, {})
+        code = np.array([table.setdefault(str(c), len(table))
+                         for c in column.cat.categories] + [-1], dtype=np.int32)
+        values = code[column.cat.codes.to_numpy()]
+    else:
+        values = column.to_numpy()
+        if not isinstance(values, np.ndarray) or values.dtype.kind not in "biuf":
+            raise _Irregular
+    acc = arrays.get(col)
+    if acc is None:
+        if lazy and values.dtype.kind == "f" and np.isnan(values).all():
+            arrays[col] = None   # all missing so far: no memory until a value shows up
+            return
+        acc = np.empty(n, dtype=values.dtype)
+        if col in arrays:        # lazily skipped so far: those rows are missing
+            acc[:pos] = np.nan
+        arrays[col] = acc
+    elif values.dtype != acc.dtype:
+        if values.dtype.kind == "b" or acc.dtype.kind == "b":
+            raise _Irregular
+        common = np.result_type(acc.dtype, values.dtype)
+        if common != acc.dtype:
+            acc = arrays[col] = acc.astype(common)
+    acc[pos:pos + m] = values
+
+
+def _text_dtypes(name: str) -> dict[str, Any]:
+    """read_csv's ``dtype`` for the text columns (those absent from a file are ignored)."""
+    categorical = _CATEGORICAL.get(name, ())
+    return {c: ("category" if c in categorical else str) for c in _TEXT}
+
+
+def _coerce(frame: pd.DataFrame, name: str, path: str, *, lean: bool = False) -> pd.DataFrame:
     for col in _NUMERIC.get(name, ()):
         if col in frame.columns:
             try:
-                frame[col] = pd.to_numeric(frame[col], errors="raise").astype(float)
+                values = pd.to_numeric(frame[col], errors="raise")
             except (ValueError, TypeError) as exc:
                 raise UsageError(f"{path}: column {col} must hold numbers ({exc})") from exc
+            if lean and col not in _FLOAT.get(name, ()) and values.dtype.kind in "iu":
+                frame[col] = _small_int(values)
+            else:
+                frame[col] = values.astype(float)
+    if lean:
+        for col in ("request_id", "call"):
+            if col in frame.columns and frame[col].dtype.kind in "iu":
+                frame[col] = _small_int(frame[col])
     for col in _BOOLEAN.get(name, ()):
         if col in frame.columns:
             frame[col] = _as_bool(frame[col])
     for col in ("caller", "callee", "service", "target", "type", "error"):
-        if col in frame.columns:
+        if col in frame.columns and not isinstance(frame[col].dtype, pd.CategoricalDtype):
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
             if col != "error":
                 frame[col] = frame[col].map(lambda v: None if v is None else str(v))
     return frame
+
+
+def _small_int(values: pd.Series) -> pd.Series:
+    """Whole numbers in the narrowest of int16, int32, int64 that holds them."""
+    if not len(values):
+        return values
+    lo, hi = int(values.min()), int(values.max())
+    for kind in (np.int16, np.int32):
+        info = np.iinfo(kind)
+        if info.min <= lo and hi <= info.max:
+            return values.astype(kind)
+    return values.astype(np.int64)
 
 
 def _as_bool(column: pd.Series) -> pd.Series:
