@@ -152,6 +152,44 @@ CASES = [
     ("complex-key", "name: tiny", "name: tiny\n? [a, b] #<<\n: 1",
      "mapping keys must be plain names"),
     ("missing-entry", "entry: gateway\n", "", "(top level): missing required field 'entry'"),
+    ("null-where-a-value-is-needed", "        replicas: 2", "        replicas: null #<<",
+     "services.gateway.replicas: needs a value, got nothing (null)"),
+    ("zero-timeout", "            timeout: 2s", "            timeout: 0s #<<",
+     "services.gateway.calls[0].timeout: must be greater than 0s, got 0s"),
+    ("empty-parallel-group", "          - parallel:\n              - {to: vectordb, timeout: 1s}\n              - {to: cache, p: 0.5}",
+     "          - parallel: [] #<<", "services.gateway.calls[1].parallel: needs at least 1 item(s)"),
+    ("services-not-a-mapping", "    services:\n", "    services: [gateway] #<<\n    x_services:\n",
+     "services: expected a mapping of names, got a list"),
+    ("entry-not-text", "entry: gateway", "entry: 5 #<<", "entry: expected a text, got int 5"),
+    ("cv-not-a-number", "{dist: lognormal, median: 3ms, p99: 15ms}", "{dist: gamma, mean: 3ms, cv: lots} #<<",
+     "services.gateway.latency.cv: expected a number, got the text 'lots'"),
+    ("cv-infinite", "{dist: lognormal, median: 3ms, p99: 15ms}", "{dist: gamma, mean: 3ms, cv: .inf} #<<",
+     "services.gateway.latency.cv: expected a finite number, got inf"),
+    ("duration-of-wrong-type", "            timeout: 2s", "            timeout: [2s] #<<",
+     "services.gateway.calls[0].timeout: expected a duration (like 250ms or 2s), got a list"),
+    ("duration-infinite", "            timeout: 2s", "            timeout: .inf #<<",
+     "services.gateway.calls[0].timeout: expected a finite duration (like 250ms or 2s), got inf"),
+    ("not-a-boolean", "{metric: availability, min: 99%}", "{metric: availability, min: 99%, count_degraded: 1} #<<",
+     "slos[0].count_degraded: expected true or false, got int 1"),
+    ("malformed-bandwidth", FAULT, "{type: bandwidth, target: llm, rate: 10 kilobytes} #<<",
+     "faults[0].rate: malformed bandwidth '10 kilobytes'"),
+    ("exponential-mean-zero", "{dist: lognormal, median: 3ms, p99: 15ms}", "{dist: exponential, mean: 0s} #<<",
+     "services.gateway.latency: an exponential distribution needs mean > 0"),
+    ("lognormal-median-zero", "{dist: lognormal, median: 3ms, p99: 15ms}", "{dist: lognormal, median: 0s, p99: 1ms} #<<",
+     "services.gateway.latency: a lognormal distribution needs median > 0"),
+    ("gamma-mean-zero", "{dist: lognormal, median: 3ms, p99: 15ms}", "{dist: gamma, mean: 0s, cv: 1} #<<",
+     "services.gateway.latency: a gamma distribution needs mean > 0"),
+    ("users-in-open-workload", "      rate: 10/s\n", "      rate: 10/s\n      users: 5 #<<\n",
+     "workload.users: users belongs to a closed workload (model: closed)"),
+    ("fault-not-a-mapping", FAULT, "latency #<<", "scenarios.brownout.faults[0]: expected a fault mapping, got the text 'latency'"),
+    ("fault-without-type", FAULT, "{target: llm} #<<", "scenarios.brownout.faults[0]: missing required field 'type'"),
+    ("slo-not-a-mapping", "{metric: availability, min: 99%}", "availability #<<",
+     "slos[0]: expected an SLO mapping, got the text 'availability'"),
+    ("slo-without-metric", "{metric: availability, min: 99%}", "{min: 99%} #<<",
+     "slos[0]: missing required field 'metric'"),
+    ("bad-tagged-scalar", "        replicas: 2", "        replicas: !!int two #<<", "bad value"),
+    ("merge-key-not-a-mapping", "      cache: {kind: cache}", "      cache: {kind: cache, <<: 5} #<<",
+     "a merge key (<<) needs a mapping or a list of mappings"),
 ]
 
 
@@ -252,3 +290,36 @@ def test_unreachable_services_are_warned_about_not_refused(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 0
     assert "services.orphan: not reachable from the entry" in run.stderr
+
+
+def test_empirical_samples_file_problems(tmp_path):
+    def load_with(csv_text):
+        (tmp_path / "s.csv").write_text(csv_text)
+        path = tmp_path / "t.yaml"
+        path.write_text(BASE.replace("{dist: lognormal, median: 3ms, p99: 15ms}",
+                                     "{dist: empirical, file: s.csv}"))
+        return topologies.load(path)
+
+    topo = load_with("latency_s\n0.01\n0.03\n")
+    assert topo.services["gateway"].latency.samples == (0.01, 0.03)
+    with pytest.raises(TopologyError, match=r"s.csv:3: not a number: 'fast'"):
+        load_with("latency_s\n0.01\nfast\n")
+    with pytest.raises(TopologyError, match="needs non-negative numbers, one per row"):
+        load_with("0.01\n-0.5\n")
+
+
+def test_oversized_file_is_refused(tmp_path):
+    from topologies.yamltree import MAX_BYTES
+
+    path = tmp_path / "big.yaml"
+    path.write_text("# " + "x" * MAX_BYTES)
+    with pytest.raises(TopologyError, match="file is larger than"):
+        topologies.load(path)
+
+
+def test_override_into_a_list_or_scalar_is_checked(base_text):
+    topo = topologies.loads(base_text)
+    with pytest.raises(TopologyError, match="no item 7 in this list"):
+        topologies.override(topo, {"services.gateway.calls.7.timeout": "1s"})
+    with pytest.raises(TopologyError, match="not a mapping, cannot set 'x'"):
+        topologies.override(topo, {"services.gateway.replicas.x": 1})

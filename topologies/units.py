@@ -40,6 +40,8 @@ def _show(value: object) -> str:
         return repr(value)
     if value is None:
         return "nothing (null)"
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
     return f"{type(value).__name__} {value!r}"[:80]
 
 

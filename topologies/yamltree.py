@@ -69,7 +69,8 @@ class _Builder:
             return out
         try:
             return self._scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            # a tag the value does not fit: `!!int two`, `!!float x`
             self.fail(node.start_mark.line + 1, f"bad value: {getattr(exc, 'problem', exc)}")
             return None
 
