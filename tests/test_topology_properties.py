@@ -141,3 +141,16 @@ def test_json_schema_rejects_what_the_loader_rejects(old, new):
     assert list(validator.iter_errors(data))
     with pytest.raises(TopologyError):
         topologies.loads(BASE.replace(old, new))
+
+
+YAML_BITS = ["!!int ", "!!float ", "!!bool ", "!!str ", "!!binary ", "!!timestamp ", "!!set ",
+             "!!omap ", "!!python/object:os.system ", "!custom ", "&a ", "*a", "<<: ", "? ",
+             "- ", ": ", "{", "}", "[", "]", ",", "---\n", "...\n", "%YAML 1.1\n", "|\n  ",
+             ">\n  ", "'", '"', "#", "\n", "\n  ", "x", "1", "2s", "-1", "1e9999", "0x1F",
+             "0o17", "~", "null", "yes", "on", "2001-12-14", "services", "to", "version"]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(YAML_BITS), max_size=40))
+def test_yaml_syntax_soup_only_ever_raises_topology_error(bits):
+    load_or_topology_error("".join(bits))
