@@ -204,13 +204,13 @@ class CallExecutor:
             return 0, E_RESET
         if svc.killable:
             proc = env.active_process
-            rep.inflight.add(proc)
+            rep.inflight[proc] = None
             try:
                 st, er = yield from self.handle(svc, rep, rid, cid)
             except simpy.Interrupt:
                 st, er = 0, E_RESET
             finally:
-                rep.inflight.discard(proc)
+                rep.inflight.pop(proc, None)
         else:
             st, er = yield from self.handle(svc, rep, rid, cid)
         net = e.net

@@ -100,7 +100,9 @@ class Replica:
         self.paused_until = -INF
         self.pauses: list[tuple[float, float]] = []
         self.partitioned_until = -INF
-        self.inflight: set[simpy.Process] = set()
+        # insertion-ordered (a dict, not a set): a kill interrupts in arrival order, so the
+        # same seed gives the same run whatever the memory addresses
+        self.inflight: dict[simpy.Process, None] = {}
         self.engine: BatchEngine | None = None
         self.span: list | None = None     # this replica's row of Recorder.replica_spans
         self.slots: simpy.Resource | None = None
@@ -114,7 +116,7 @@ class Replica:
         self.slots = simpy.Resource(env, spec.concurrency) if spec.concurrency else None
         self.workers = Workers(env, spec.workers)
         self.active = 0
-        self.inflight = set()
+        self.inflight = {}
         if spec.llm is not None and self.service.engine_factory is not None:
             self.engine = self.service.engine_factory(self)
 
