@@ -154,7 +154,8 @@ def recovery_time(requests: pd.DataFrame, intervals: list[tuple[float, float]], 
 def _first_attempts(calls: pd.DataFrame) -> pd.DataFrame:
     lowest = calls["attempt"].min()
     keys = ["request_id", "caller", "callee"] + (["call"] if "call" in calls.columns else [])
-    return calls[calls["attempt"] == lowest].drop_duplicates(keys)
+    # only the key columns: on a million-call run a full copy is hundreds of MiB
+    return calls.loc[calls["attempt"] == lowest, keys].drop_duplicates()
 
 
 def retry_amplification(calls: pd.DataFrame) -> float:
