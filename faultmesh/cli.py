@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from topologies.errors import FaultmeshError
+from topologies.errors import FaultmeshError, TopologyError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -66,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FaultmeshError as exc:
         if args.debug:
             raise
-        print(f"faultmesh {args.command}: {exc}" if "\n" not in str(exc) else str(exc),
-              file=sys.stderr)
+        # problems in files stay bare FILE:LINE: path: message lines, for editors to parse
+        located = isinstance(exc, TopologyError) or "\n" in str(exc)
+        print(str(exc) if located else f"faultmesh {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("faultmesh: interrupted", file=sys.stderr)

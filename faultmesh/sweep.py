@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from topologies import Topology, UsageError, override
+from topologies import Topology, TopologyError, UsageError, override
 
 from .runs import scenario_names, simulate_run
 
@@ -88,11 +88,16 @@ def sweep_points(topology: Topology, grid: Mapping[str, Sequence[str]], scenario
     value stops the sweep before anything runs."""
     names = scenario_names(topology, scenario)
     combos = list(itertools.product(*(list(v) for v in grid.values()))) or [()]
-    points = []
+    points, problems = [], []
     for combo in combos:
         overrides = tuple(zip(grid.keys(), combo, strict=True))
-        override(topology, dict(overrides))  # raises TopologyError for a bad point
+        try:
+            override(topology, dict(overrides))
+        except TopologyError as exc:  # every bad point is reported, not only the first
+            problems.extend(exc.problems)
         points.extend(SweepPoint(overrides, name, seed) for name in names for seed in seeds)
+    if problems:
+        raise TopologyError(problems)
     return points
 
 

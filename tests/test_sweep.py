@@ -72,3 +72,12 @@ def test_sweep_on_a_given_scheduler_and_report(topo_file, tmp_path):
     assert runs[0]["requests"] < runs[1]["requests"]
     html = (out / "report.html").read_text()
     assert "rate=5-s" in html and "rate=10-s" in html
+
+
+def test_every_bad_grid_point_is_reported_at_once(topo_file, capsys):
+    code = main(["sweep", topo_file, "--set", "services.llm.replicas=-1,x,2"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert any("must be at least 0" in line for line in err)
+    assert any("expected a whole number" in line for line in err)
