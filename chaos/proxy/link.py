@@ -1,0 +1,285 @@
+"""A proxied TCP connection and what its toxics do to the bytes in flight.
+
+A :class:`Connection` is one client accepted by a proxy plus the connection the proxy opened to
+the upstream. It has two :class:`Link` objects, one per stream: ``upstream`` carries client →
+server bytes, ``downstream`` server → client. A link reads chunks from one socket into a small
+bounded queue (so back-pressure reaches the sender), and a second task takes each chunk,
+passes it through the stream's toxics in order and writes what comes out to the other socket.
+
+Each chunk carries the time it was read, so a latency toxic delays every chunk by its latency
+counted from arrival: chunks are pipelined, not serialised. The toxic list is read afresh for
+every chunk, so a toxic added or removed applies to connections already open. A toxic's
+toxicity is drawn once per connection (per link), from the server's seeded generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from random import Random
+
+from chaos.proxy.toxics import Toxic
+
+__all__ = ["Connection", "Link"]
+
+CHUNK = 32 * 1024
+QUEUE_CHUNKS = 8
+
+
+@dataclass
+class _ToxicState:
+    """What one toxic remembers about one link: whether it applies, and its counters."""
+
+    active: bool
+    sent: int = 0  # limit_data: bytes passed so far
+    next_send: float = 0.0  # bandwidth: when the next byte may leave
+    timer: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class Link:
+    """One direction of a proxied connection, piped through the toxics of its stream."""
+
+    def __init__(self, conn: Connection, stream: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.conn = conn
+        self.stream = stream
+        self.reader = reader
+        self.writer = writer
+        self.states: dict[int, _ToxicState] = {}
+        self.done = False
+        self._queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(QUEUE_CHUNKS)
+
+    # --- toxics kept in step with the proxy -------------------------------------------------
+    def sync(self, toxics: Sequence[Toxic], rng: Random, renewed: Toxic | None = None) -> None:
+        """Start the toxics new to this link and forget the removed ones (timeout: close)."""
+        present = {t.uid for t in toxics}
+        for uid in [u for u in self.states if u not in present]:
+            state = self.states.pop(uid)
+            state.cancel()
+            if state.active and uid in self.conn.timeouts:
+                self.conn.timeouts.discard(uid)
+                self.conn.close()  # a timeout toxic that goes closes what it held
+        for toxic in toxics:
+            if renewed is not None and toxic.uid == renewed.uid and toxic.uid in self.states:
+                self.states.pop(toxic.uid).cancel()
+            if toxic.uid not in self.states:
+                state = _ToxicState(active=rng.random() < toxic.toxicity)
+                self.states[toxic.uid] = state
+                if state.active and toxic.type == "timeout":
+                    self.conn.timeouts.add(toxic.uid)
+                    if toxic.attr("timeout") > 0:
+                        state.timer = asyncio.ensure_future(
+                            self._close_after(toxic.attr("timeout") / 1000))
+
+    def _active(self) -> list[Toxic]:
+        return [t for t in self.conn.chain(self.stream)
+                if (s := self.states.get(t.uid)) is not None and s.active]
+
+    async def _close_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.conn.close()
+
+    # --- the two tasks ----------------------------------------------------------------------
+    async def read(self) -> None:
+        """Read chunks until EOF (None in the queue) or an error (the connection closes)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while data := await self.reader.read(CHUNK):
+                await self._queue.put((loop.time(), data))
+        except OSError:
+            self.conn.close()
+            return
+        await self._queue.put(None)
+
+    async def pipe(self) -> None:
+        """Pass each chunk through the toxics and write it; at EOF, half-close the other side."""
+        try:
+            while (item := await self._queue.get()) is not None:
+                stamp, data = item
+                await self._through(data, stamp, self._active())
+                if self.conn.closed:  # a toxic ended the connection
+                    return
+            delays = [t.attr("delay") for t in self._active() if t.type == "slow_close"]
+            if delays:
+                await asyncio.sleep(max(delays) / 1000)
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+        except OSError:
+            self.conn.close()
+            return
+        self.done = True
+        self.conn.link_done()
+
+    async def _through(self, data: bytes, stamp: float, chain: list[Toxic]) -> None:
+        loop = asyncio.get_running_loop()
+        rng = self.conn.rng
+        for i, toxic in enumerate(chain):
+            kind = toxic.type
+            state = self.states.get(toxic.uid)
+            if state is None:
+                continue
+            if kind == "latency":
+                jitter = toxic.attr("jitter")
+                delay = toxic.attr("latency") + (rng.uniform(-jitter, jitter) if jitter else 0)
+                await _sleep_until(stamp + max(delay, 0) / 1000)
+            elif kind == "timeout":
+                return  # data dropped on the floor
+            elif kind == "reset_peer":
+                await asyncio.sleep(toxic.attr("timeout") / 1000)
+                self.conn.close(reset=self.stream)
+                return
+            elif kind == "bandwidth" and toxic.attr("rate") > 0:
+                rate = toxic.attr("rate") * 1024.0
+                step = max(1, int(rate / 20))  # pieces worth 50 ms each
+                for start in range(0, len(data), step):
+                    if self.conn.closed:
+                        return
+                    piece = data[start:start + step]
+                    state.next_send = max(loop.time(), state.next_send) + len(piece) / rate
+                    await _sleep_until(state.next_send)
+                    await self._through(piece, stamp, chain[i + 1:])
+                return
+            elif kind == "slicer" and toxic.attr("average_size") > 0:
+                pieces = _slices(data, toxic.attr("average_size"), toxic.attr("size_variation"),
+                                 rng)
+                for n, piece in enumerate(pieces):
+                    if self.conn.closed:
+                        return
+                    if n:
+                        await asyncio.sleep(toxic.attr("delay") / 1e6)
+                    await self._through(piece, stamp, chain[i + 1:])
+                return
+            elif kind == "limit_data":
+                left = toxic.attr("bytes") - state.sent
+                if len(data) < left:
+                    state.sent += len(data)
+                    continue
+                state.sent += max(left, 0)
+                if left > 0:
+                    await self._through(data[:left], stamp, chain[i + 1:])
+                self.conn.close(graceful=True)
+                return
+        if not self.conn.closed:
+            self.writer.write(data)
+            await self.writer.drain()
+
+
+def _slices(data: bytes, average: int, variation: int, rng: Random) -> list[bytes]:
+    """Cut data into pieces of average ± variation bytes (at least one byte each)."""
+    pieces = []
+    start = 0
+    while start < len(data):
+        size = max(1, average + (rng.randint(-variation, variation) if variation else 0))
+        pieces.append(data[start:start + size])
+        start += size
+    return pieces
+
+
+async def _sleep_until(when: float) -> None:
+    delay = when - asyncio.get_running_loop().time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _abort(writer: asyncio.StreamWriter | None, reset: bool) -> None:
+    if writer is None:
+        return
+    if reset:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+    else:
+        writer.close()
+
+
+class Connection:
+    """A client accepted by a proxy and the proxy's own connection to the upstream."""
+
+    def __init__(self, client_reader: asyncio.StreamReader,
+                 client_writer: asyncio.StreamWriter, upstream: tuple[str, int],
+                 chain: Callable[[str], list[Toxic]], rng: Random,
+                 on_close: Callable[[Connection], None]) -> None:
+        self.client_reader = client_reader
+        self.client_writer = client_writer
+        self.upstream = upstream
+        self.chain = chain
+        self.rng = rng
+        self.links: dict[str, Link] = {}
+        self.timeouts: set[int] = set()  # uids of active timeout toxics (closing on removal)
+        self.closed = False
+        self._on_close = on_close
+        self._upstream_writer: asyncio.StreamWriter | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._finished = asyncio.Event()
+
+    async def run(self) -> None:
+        """Connect to the upstream, pipe both streams until the connection ends."""
+        try:
+            try:
+                up_reader, up_writer = await asyncio.wait_for(
+                    asyncio.open_connection(*self.upstream), timeout=10)
+            except (TimeoutError, OSError):
+                self.close()
+                return
+            self._upstream_writer = up_writer
+            if self.closed:  # disabled while connecting
+                up_writer.close()
+                return
+            self.links = {
+                "upstream": Link(self, "upstream", self.client_reader, up_writer),
+                "downstream": Link(self, "downstream", up_reader, self.client_writer),
+            }
+            self.sync()
+            for link in self.links.values():
+                self._tasks.append(asyncio.ensure_future(link.read()))
+                self._tasks.append(asyncio.ensure_future(link.pipe()))
+            await self._finished.wait()
+        finally:
+            self.close()
+
+    def sync(self, renewed: Toxic | None = None) -> None:
+        """Bring both links in step with the proxy's toxics (after an add, update or remove)."""
+        for stream, link in list(self.links.items()):
+            if not self.closed:
+                link.sync(self.chain(stream), self.rng, renewed)
+
+    def link_done(self) -> None:
+        if all(link.done for link in self.links.values()):
+            self.close(graceful=True)
+
+    def close(self, graceful: bool = False, reset: str | None = None) -> None:
+        """End the connection: every task cancelled, both sockets closed.
+
+        ``graceful`` lets written data drain (FIN); otherwise sockets are aborted. ``reset``
+        names the stream whose receiving side gets a TCP RST (SO_LINGER 0).
+        """
+        if self.closed:
+            return
+        self.closed = True
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for link in self.links.values():
+            for state in link.states.values():
+                if state.timer is not current:
+                    state.cancel()
+        _abort(self.client_writer, reset == "downstream")
+        _abort(self._upstream_writer, reset == "upstream")
+        if not graceful and reset is None:
+            for writer in (self.client_writer, self._upstream_writer):
+                if writer is not None:
+                    writer.transport.abort()
+        self._finished.set()
+        self._on_close(self)
