@@ -1,0 +1,226 @@
+"""The load plan: what a topology's workload asks of the load generator, made concrete.
+
+A :class:`LoadPlan` says how many Locust users run, for how long, against which URL, and
+how each of them paces its requests. It is plain data (it crosses into the load process as
+JSON) and it carries the pacing rules themselves, which are pure Python and seeded:
+
+* **open** workloads (arrivals at a ``rate``, or a piecewise-linear ``profile``): the plan
+  splits the arrival process over ``users`` users, each running its own Poisson process at
+  ``peak / users`` thinned by ``rate(t) / peak`` (:class:`Arrivals`). A user sends at the
+  *scheduled* times, not a fixed wait after its last answer, so a slow system does not slow
+  the arrivals; a user is late only while its previous request is still unanswered, and
+  with enough users (mean gap per user ``headroom`` seconds, well above the latency) that is
+  rare. The superposition of the users' processes is the simulator's arrival process.
+* **closed** workloads: ``users`` users, each thinking for a draw of ``think`` before each
+  request and waiting for its answer (:func:`think_sampler`), as in the simulator.
+
+Randomness comes only from one ``random.Random`` per user, derived from the run seed and
+the user's index (:func:`user_rng`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from topologies.errors import UsageError
+from topologies.model import Distribution, RatePoint, Workload
+
+__all__ = ["LoadPlan", "plan_load", "Arrivals", "think_sampler", "user_rng",
+           "DEFAULT_HEADROOM", "MAX_USERS"]
+
+#: Mean seconds between two requests of one user of an open workload: a user is late only
+#: when an answer takes longer than its gap, so this should be well above the p99 latency.
+DEFAULT_HEADROOM = 2.0
+#: The most users one load process runs (each holds a connection to the target).
+MAX_USERS = 10_000
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What one load process does: ``users`` Locust users sending ``GET path`` to
+    ``target_url`` for ``duration`` seconds, paced by the open or closed model.
+
+    ``rate``/``profile`` describe open arrivals (``peak`` is the highest rate reached);
+    ``think`` is a closed user's think time as a :class:`Distribution`'s fields.
+    ``grace`` is how long requests in flight at the end may still finish.
+    """
+
+    model: str
+    target_url: str
+    path: str
+    duration: float
+    seed: int
+    users: int
+    rate: float | None = None
+    profile: tuple[tuple[float, float], ...] | None = None
+    peak: float = 0.0
+    think: dict[str, Any] | None = None
+    request_timeout: float | None = None
+    grace: float = 5.0
+    web: bool = False
+    web_port: int = 8089
+
+    def rate_at(self, t: float) -> float:
+        """The open-model arrival rate at ``t`` seconds into the run (as the simulator's)."""
+        return self.workload().rate_at(t)
+
+    def mean_rate(self) -> float | None:
+        """The target arrival rate averaged over the run (None for a closed workload)."""
+        if self.model != "open":
+            return None
+        if not self.profile:
+            return float(self.rate or 0.0)
+        steps = 1000
+        h = self.duration / steps
+        xs = [self.rate_at(i * h) for i in range(steps + 1)]
+        return (sum(xs) - (xs[0] + xs[-1]) / 2) * h / self.duration  # trapezoid rule
+
+    def workload(self) -> Workload:
+        """The workload this plan follows, rebuilt from its fields."""
+        profile = tuple(RatePoint(at, r) for at, r in self.profile) if self.profile else None
+        return Workload(model=self.model, rate=self.rate, profile=profile,  # type: ignore[arg-type]
+                        users=self.users if self.model == "closed" else None,
+                        think=self.think_distribution(), duration=self.duration)
+
+    def think_distribution(self) -> Distribution | None:
+        """A closed user's think time, or None for no thinking."""
+        if self.think is None:
+            return None
+        fields = dict(self.think)
+        if fields.get("samples") is not None:
+            fields["samples"] = tuple(fields["samples"])
+        return Distribution(**fields)
+
+    def to_json(self) -> str:
+        """The plan as JSON (how it reaches the load process)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> LoadPlan:
+        """The plan :meth:`to_json` wrote."""
+        data = json.loads(text)
+        if data.get("profile") is not None:
+            data["profile"] = tuple(tuple(p) for p in data["profile"])
+        return cls(**data)
+
+
+def plan_load(workload: Workload, target_url: str, *, duration: float | None = None,
+              seed: int = 0, path: str = "/", request_timeout: float | None = None,
+              headroom: float = DEFAULT_HEADROOM, web: bool = False,
+              web_port: int = 8089) -> LoadPlan:
+    """The plan that offers ``workload`` to ``target_url`` (checked; ``UsageError`` names
+    the offending argument)."""
+    parts = urlsplit(target_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"target_url: expected http://HOST:PORT, not {target_url!r}")
+    if not path.startswith("/"):
+        raise UsageError(f"path: must start with '/', not {path!r}")
+    run_for = float(workload.duration if duration is None else duration)
+    if not math.isfinite(run_for) or run_for <= 0:
+        raise UsageError(f"duration: must be a positive number of seconds, not {duration!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"seed: must be a non-negative integer, not {seed!r}")
+    if request_timeout is not None and not request_timeout > 0:
+        raise UsageError(f"request_timeout: must be positive, not {request_timeout!r}")
+    if not headroom > 0:
+        raise UsageError(f"headroom: must be positive, not {headroom!r}")
+    if not 0 < web_port < 65536:
+        raise UsageError(f"web_port: not a port number: {web_port!r}")
+    grace = min(float(request_timeout), 5.0) if request_timeout else 5.0
+    common = dict(target_url=target_url.rstrip("/"), path=path, duration=run_for, seed=seed,
+                  request_timeout=request_timeout, grace=grace, web=web, web_port=web_port)
+    if workload.model == "closed":
+        users = int(workload.users or 0)
+        if users <= 0:
+            raise UsageError("workload.users: a closed workload needs at least one user")
+        think = asdict(workload.think) if workload.think is not None else None
+        if think is not None:
+            think.pop("file", None)
+        return LoadPlan(model="closed", users=users, think=think, **common)  # type: ignore[arg-type]
+    if workload.profile:
+        profile = tuple((float(p.at), float(p.rate)) for p in workload.profile)
+        peak = max(r for _, r in profile)
+        rate = None
+    else:
+        profile, rate = None, float(workload.rate or 0.0)
+        peak = rate
+    if peak < 0 or not math.isfinite(peak):
+        raise UsageError(f"workload.rate: must be a finite non-negative rate, not {peak!r}")
+    users = min(MAX_USERS, max(1, math.ceil(peak * headroom))) if peak > 0 else 0
+    return LoadPlan(model="open", users=users, rate=rate, profile=profile, peak=peak,
+                    **common)  # type: ignore[arg-type]
+
+
+def user_rng(seed: int, index: int) -> random.Random:
+    """The random stream of user ``index`` in a run seeded ``seed`` (independent of the
+    other users' streams and stable across processes and Python versions)."""
+    return random.Random(f"faultmesh-load:{seed}:user:{index}")
+
+
+class Arrivals:
+    """One open-workload user's arrival times: a Poisson process at ``peak / users``,
+    each arrival kept with probability ``rate(t) / peak`` (Lewis-Shedler thinning).
+
+    Times are seconds from the start of the run; :meth:`next` returns None once the next
+    arrival would fall after the end of the run.
+    """
+
+    def __init__(self, plan: LoadPlan, rng: random.Random, start: float = 0.0):
+        if plan.model != "open":
+            raise ValueError(f"plan: Arrivals needs an open plan, not {plan.model!r}")
+        self.rng = rng
+        self.peak = plan.peak
+        self.per_user = plan.peak / plan.users if plan.users else 0.0
+        self.duration = plan.duration
+        self.t = float(start)
+        self._rate_at: Callable[[float], float] | None = (
+            plan.workload().rate_at if plan.profile else None)
+
+    def next(self) -> float | None:
+        """The next scheduled arrival of this user, or None if it falls after the run."""
+        if self.per_user <= 0:
+            return None
+        rng, rate_at = self.rng, self._rate_at
+        while True:
+            self.t += rng.expovariate(self.per_user)
+            if self.t >= self.duration:
+                return None
+            if rate_at is None or rng.random() * self.peak < rate_at(self.t):
+                return self.t
+
+
+def think_sampler(dist: Distribution | None, rng: random.Random) -> Callable[[], float]:
+    """A function returning draws of a closed user's think time in seconds from ``rng``."""
+    if dist is None:
+        return lambda: 0.0
+    k = dist.kind
+    if k == "constant":
+        value = float(dist.value or 0.0)
+        return lambda: value
+    if k == "exponential":
+        mean = float(dist.mean or 0.0)
+        return (lambda: rng.expovariate(1.0 / mean)) if mean > 0 else (lambda: 0.0)
+    if k == "lognormal":
+        mu, sigma = dist.lognormal_params()
+        return lambda: rng.lognormvariate(mu, sigma)
+    if k == "gamma":
+        mean, cv = float(dist.mean or 0.0), float(dist.cv or 0.0)
+        if cv == 0 or mean == 0:
+            return lambda: mean
+        shape = 1.0 / cv**2
+        return lambda: rng.gammavariate(shape, mean / shape)
+    if k == "uniform":
+        low, high = float(dist.low or 0.0), float(dist.high or 0.0)
+        return lambda: rng.uniform(low, high)
+    if k == "empirical":
+        samples = list(dist.samples or ())
+        if not samples:
+            raise UsageError("workload.think: empirical distribution without samples")
+        return lambda: rng.choice(samples)
+    raise UsageError(f"workload.think: unknown distribution kind {k!r}")

@@ -1,0 +1,180 @@
+"""Running a load plan: Locust in a child process, the per-request rows back in this one.
+
+:func:`run_load` is the one call: it plans the load for a workload, starts
+``python -m loadtests.worker`` (gevent and locust live only there), waits for it to stop by
+itself at the end of the duration, and turns its spool into a :class:`LoadResult` (and
+``requests.csv`` + ``load.json`` when given a result directory). Ctrl-C stops the child,
+which still hands over what it collected; the result is then marked partial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from topologies.errors import RunError
+from topologies.model import Workload
+
+from .plan import LoadPlan, plan_load
+from .results import LoadResult, quantile, read_spool
+
+__all__ = ["run_load", "run_plan"]
+
+#: Seconds the load process may take to import Locust and start before it counts as stuck.
+STARTUP = 30.0
+#: Seconds an interrupted load process gets to hand over its rows before it is killed.
+STOP_WAIT = 10.0
+#: A user is "late" when it sends more than this behind its schedule.
+LATE = 0.010
+
+
+def run_load(workload: Workload, target_url: str, *, duration: float | None = None,
+             seed: int = 0, out_dir: str | None = None, web: bool = False,
+             web_port: int = 8089, path: str = "/",
+             request_timeout: float | None = None) -> LoadResult:
+    """Offer ``workload`` to ``target_url`` with Locust and record every request.
+
+    ``duration`` overrides the workload's; ``seed`` fixes every user's random stream;
+    ``out_dir`` receives ``requests.csv`` and ``load.json``; ``web`` serves Locust's web UI
+    on ``127.0.0.1:web_port`` for the length of the run (which still ends by itself).
+    Raises ``UsageError`` for bad arguments and ``RunError`` when the load process cannot
+    run (the web port taken, the child failing).
+    """
+    plan = plan_load(workload, target_url, duration=duration, seed=seed, path=path,
+                     request_timeout=request_timeout, web=web, web_port=web_port)
+    return run_plan(plan, out_dir=out_dir)
+
+
+def run_plan(plan: LoadPlan, *, out_dir: str | None = None) -> LoadResult:
+    """Run an already made :class:`LoadPlan` (see :func:`run_load`)."""
+    if plan.web:
+        _check_port_free(plan.web_port)
+    work = tempfile.mkdtemp(prefix="faultmesh-load-")
+    try:
+        plan_path = os.path.join(work, "plan.json")
+        spool_path = os.path.join(work, "spool.csv")
+        status_path = os.path.join(work, "status.json")
+        log_path = os.path.join(work, "locust.log")
+        with open(plan_path, "w", encoding="utf-8") as fh:
+            fh.write(plan.to_json())
+        started = time.time()
+        interrupted = _run_child(plan, [plan_path, spool_path, status_path], log_path)
+        status = _read_status(status_path)
+        if "error" in status:
+            raise RunError(f"load generator failed: {status['error']}")
+        if not status and not interrupted:
+            raise RunError("load generator stopped without a report: " + _tail(log_path))
+        result = _result(plan, read_spool(spool_path), status,
+                         interrupted or bool(status.get("interrupted")),
+                         time.time() - started)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if out_dir is not None:
+        result.out_dir = out_dir
+        result.write(out_dir)
+    return result
+
+
+def _run_child(plan: LoadPlan, args: list[str], log_path: str) -> bool:
+    """Run the load process to its end; whether it was interrupted (Ctrl-C here)."""
+    cmd = [sys.executable, "-m", "loadtests.worker", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+    deadline = STARTUP + plan.duration + plan.grace + STOP_WAIT
+    with open(log_path, "wb") as log:
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    env=env)
+        except OSError as exc:
+            raise RunError(f"cannot start the load generator: {exc}") from exc
+        try:
+            try:
+                proc.wait(timeout=deadline)
+            except subprocess.TimeoutExpired:
+                _stop(proc)
+                raise RunError(f"load generator did not stop within {deadline:.0f} s: "
+                               + _tail(log_path)) from None
+            return False
+        except KeyboardInterrupt:
+            _stop(proc)
+            return True
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the load process to stop and hand over its rows; kill it if it does not."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=STOP_WAIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _result(plan: LoadPlan, spooled: list, status: dict, partial: bool,
+            wall: float) -> LoadResult:
+    rows = [row for row, _ in spooled]
+    lags = [lag for _, lag in spooled if lag is not None]
+    run_time = float(status.get("run_time") or 0.0)
+    if not status:  # the child was killed: judge the run length from what was sent
+        run_time = min(plan.duration, max((r.start for r in rows), default=0.0))
+    sent = sum(1 for r in rows if r.start < plan.duration)
+    notes = []
+    if partial:
+        notes.append("interrupted before the end of the duration")
+    if status.get("cpu_warning"):
+        notes.append("Locust cpu_warning: the load generator saturated its CPU; the "
+                     "figures may describe the generator, not the system")
+    late = sum(1 for x in lags if x > LATE)
+    return LoadResult(
+        model=plan.model, requests=rows, duration=plan.duration, run_time=run_time,
+        users=plan.users, target_rate=plan.mean_rate(),
+        achieved_rate=sent / run_time if run_time > 0 else 0.0,
+        lag_p50=quantile(lags, 0.5), lag_p99=quantile(lags, 0.99),
+        lag_max=max(lags) if lags else None,
+        late_share=late / len(lags) if lags else None,
+        cpu_share=status.get("cpu_share"), cpu_warning=bool(status.get("cpu_warning")),
+        cpu_usage_max=status.get("cpu_usage_max"), partial=partial, seed=plan.seed,
+        web_url=f"http://127.0.0.1:{plan.web_port}/" if plan.web else None, notes=notes)
+
+
+def _read_status(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read().strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise RunError(f"web_port: 127.0.0.1:{port} is not free ({exc.strerror})") from None
+
+
+def _package_root() -> str:
+    """The directory holding the ``loadtests`` package (so the child finds it)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

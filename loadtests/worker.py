@@ -1,0 +1,233 @@
+"""The load process: Locust, driven as a library, following one :class:`LoadPlan`.
+
+Run as ``python -m loadtests.worker PLAN.json SPOOL.csv STATUS.json`` by the runner, never
+imported by faultmesh's own process: it monkey-patches the standard library through gevent
+(as importing locust does), so all of that stays in this process. Importing this module
+does nothing; :func:`main` patches, builds one Locust ``Environment`` with a
+``FastHttpUser`` class for the plan's model and a :class:`LoadTestShape` that holds the
+user pool for the run and ends it, and records one spool row per request from Locust's
+``request`` event. It stops by itself after the plan's duration (or on SIGINT/SIGTERM),
+lets requests in flight finish for ``grace`` seconds, records those still unanswered as
+``unfinished``, and writes a status file (run time, CPU, Locust's ``cpu_warning``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+__all__ = ["main"]
+
+#: How often the spool is flushed to disk (what a killed load process still leaves).
+FLUSH_EVERY = 0.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the plan in ``argv`` (plan, spool and status paths); the exit code: 0 done,
+    3 the load could not run (the reason is in the status file)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3:
+        print("usage: python -m loadtests.worker PLAN.json SPOOL.csv STATUS.json",
+              file=sys.stderr)
+        return 2
+    plan_path, spool_path, status_path = args
+    from gevent import monkey
+
+    monkey.patch_all()
+    from .plan import LoadPlan
+
+    with open(plan_path, encoding="utf-8") as fh:
+        plan = LoadPlan.from_json(fh.read())
+    try:
+        status = _run(plan, spool_path)
+        code = 0
+    except Exception as exc:  # reported to the parent, which raises RunError
+        status = {"error": f"{type(exc).__name__}: {exc}"}
+        code = 3
+    tmp = status_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(status, fh)
+    os.replace(tmp, status_path)
+    return code
+
+
+def _run(plan: Any, spool_path: str) -> dict[str, Any]:
+    """Generate the plan's load; the figures for the status file."""
+    import csv
+    import itertools
+    import logging
+    import signal
+
+    import gevent
+    import gevent.event
+    from locust import LoadTestShape, task
+    from locust.contrib.fasthttp import FastHttpUser
+    from locust.env import Environment
+
+    from .plan import Arrivals, think_sampler, user_rng
+    from .results import SPOOL_COLUMNS, error_word
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    clock = time.time
+    t0 = clock()
+    request_ids = itertools.count()
+    user_ids = itertools.count()
+    in_flight: dict[int, tuple[float, float | None]] = {}
+    cpu: dict[str, Any] = {"warning": False, "max": None}
+    spool = open(spool_path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    out = csv.writer(spool, lineterminator="\n")
+    out.writerow(SPOOL_COLUMNS)
+    forever = plan.duration + plan.grace + 3600.0
+    timeout = plan.request_timeout or 60.0
+
+    def fmt(x: float | None) -> str:
+        return "" if x is None else "%.6f" % x  # noqa: UP031
+
+    def on_request(response_time: float = 0.0, response: Any = None, context: Any = None,
+                   exception: BaseException | None = None, start_time: float | None = None,
+                   **_: Any) -> None:
+        rid = (context or {}).get("faultmesh_request")
+        if rid is None:
+            return
+        sent, lag = in_flight.pop(rid, (None, None))
+        start = start_time - t0 if start_time is not None else (sent or 0.0)
+        latency = response_time / 1000.0
+        status = int(getattr(response, "status_code", 0) or 0)
+        if exception is None:
+            exception = getattr(response, "error", None)
+        ok = 200 <= status < 300 and exception is None
+        error = error_word(status, exception)
+        if status == 0 and error == "timeout":
+            status = 504  # DESIGN: a timeout reads as 504
+        headers = getattr(response, "headers", None)
+        degraded = bool(ok and headers is not None
+                        and str(headers.get("X-Faultmesh-Degraded", "")).strip() == "1")
+        out.writerow((fmt(start), fmt(start + latency), fmt(latency), status, int(ok),
+                      int(degraded), error, fmt(lag)))
+
+    class ClientUser(FastHttpUser):
+        """A client of the entry service: sends ``GET path`` and records the answer."""
+
+        abstract = True
+        host = plan.target_url
+        network_timeout = timeout
+        connection_timeout = timeout
+
+        def send(self, lag: float | None) -> None:
+            rid = next(request_ids)
+            in_flight[rid] = (clock() - t0, lag)
+            self.client.get(plan.path, name=plan.path, context={"faultmesh_request": rid})
+
+    class OpenUser(ClientUser):
+        """One share of an open workload's arrivals: sends at its scheduled times, whether
+        or not the system has kept up (late only while its last request is unanswered)."""
+
+        def on_start(self) -> None:
+            rng = user_rng(plan.seed, next(user_ids))
+            self.arrivals = Arrivals(plan, rng, start=clock() - t0)
+            self.due: float | None = None
+            self.wait()
+
+        def wait_time(self) -> float:
+            self.due = self.arrivals.next()
+            return forever if self.due is None else max(0.0, self.due - (clock() - t0))
+
+        @task
+        def arrive(self) -> None:
+            if self.due is not None:
+                self.send(max(0.0, clock() - t0 - self.due))
+
+    class ClosedUser(ClientUser):
+        """One user of a closed workload: thinks, sends, waits for the answer, repeats."""
+
+        def on_start(self) -> None:
+            self.think = think_sampler(plan.think_distribution(),
+                                       user_rng(plan.seed, next(user_ids)))
+            self.wait()
+
+        def wait_time(self) -> float:
+            return self.think()
+
+        @task
+        def arrive(self) -> None:
+            self.send(None)
+
+    class WorkloadShape(LoadTestShape):
+        """The run's user pool over time: every user from the start (open users pace
+        themselves along the rate profile), and the end of the run after ``duration``."""
+
+        def tick(self) -> tuple[int, float] | None:
+            if self.get_run_time() >= plan.duration:
+                return None
+            return plan.users, float(max(plan.users, 1))
+
+    user_class = OpenUser if plan.model == "open" else ClosedUser
+    env = Environment(user_classes=[user_class], shape_class=WorkloadShape(),
+                      host=plan.target_url, stop_timeout=plan.grace)
+    env.events.request.add_listener(on_request)
+
+    def on_cpu_warning(cpu_usage: float = 0.0, **_: Any) -> None:
+        cpu["warning"] = True
+
+    def on_usage(cpu_usage: float = 0.0, **_: Any) -> None:
+        cpu["max"] = max(cpu["max"] or 0.0, cpu_usage)
+
+    env.events.cpu_warning.add_listener(on_cpu_warning)
+    env.events.usage_monitor.add_listener(on_usage)
+    runner = env.create_local_runner()
+    web_ui = env.create_web_ui(host="127.0.0.1", port=plan.web_port) if plan.web else None
+
+    stop = gevent.event.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, stop.set)
+
+    def flusher() -> None:
+        while True:
+            gevent.sleep(FLUSH_EVERY)
+            spool.flush()
+
+    flushing = gevent.spawn(flusher)
+    if plan.users > 0:
+        _raise_open_files(plan.users)
+    cpu0 = time.process_time()
+    t0 = clock()
+    if plan.users > 0:
+        runner.start_shape()
+    interrupted = bool(stop.wait(timeout=plan.duration))
+    stopped_at = clock() - t0
+    runner.quit()
+    for start, lag in in_flight.values():
+        out.writerow((fmt(start), "", "", 0, 0, 0, "unfinished", fmt(lag)))
+    in_flight.clear()
+    cpu_share = (time.process_time() - cpu0) / max(clock() - t0, 1e-9)
+    flushing.kill()
+    spool.flush()
+    os.fsync(spool.fileno())
+    spool.close()
+    if web_ui is not None:
+        web_ui.stop()
+    return {"t0": t0, "run_time": min(stopped_at, plan.duration), "interrupted": interrupted,
+            "users": plan.users, "cpu_share": round(cpu_share, 4),
+            "cpu_warning": bool(cpu["warning"] or runner.cpu_warning_emitted),
+            "cpu_usage_max": cpu["max"]}
+
+
+def _raise_open_files(users: int) -> None:
+    """Let each user hold its connection: raise the soft open-files limit if it is short."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = users + 256
+        if soft != resource.RLIM_INFINITY and soft < want:
+            limit = want if hard == resource.RLIM_INFINITY else min(want, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
