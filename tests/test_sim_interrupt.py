@@ -21,26 +21,28 @@ services:
 """
 
 
-def _start(tmp_path, env=None):
+def _run_until_progress_then_interrupt(tmp_path):
+    """Start a long run, wait (bounded) until it reports progress, then press Ctrl-C."""
     path = tmp_path / "long.yaml"
     path.write_text(LONG)
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "sim", str(path), "--out",
-                             str(out), "--no-report"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
-    return proc, out
+    out, err = tmp_path / "out", tmp_path / "stderr.txt"
+    with open(err, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "sim", str(path), "--out",
+                                 str(out), "--no-report"], stdout=subprocess.DEVNULL, stderr=fh,
+                                env={**os.environ, "FAULTMESH_PROGRESS": "1"})
+        deadline = time.monotonic() + 60
+        while "s simulated" not in err.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, err.read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    return proc.returncode, err.read_text(), out
 
 
 def test_ctrl_c_leaves_partial_results_and_exit_130(tmp_path):
-    proc, out = _start(tmp_path)
-    time.sleep(3.0)
-    assert proc.poll() is None, "the run should still be going"
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert "interrupted" in stderr
+    code, stderr, out = _run_until_progress_then_interrupt(tmp_path)
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["partial"] is True
     assert 0 < summary["duration"] < 20000
@@ -48,8 +50,5 @@ def test_ctrl_c_leaves_partial_results_and_exit_130(tmp_path):
 
 
 def test_long_runs_show_progress_in_simulated_seconds(tmp_path):
-    proc, out = _start(tmp_path, {"FAULTMESH_PROGRESS": "1"})
-    time.sleep(3.5)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr, _ = _run_until_progress_then_interrupt(tmp_path)
     assert "s simulated" in stderr and "[#" in stderr
