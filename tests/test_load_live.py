@@ -1,0 +1,261 @@
+"""Locust driving a real HTTP server on 127.0.0.1, as a live run does: the open model keeps
+its arrival rate (and its Poisson gaps) even when the server slows, a profile ramps, closed
+users reach the throughput their think and service time allow, and requests.csv holds one
+row per request in DESIGN's columns. Each run lasts a few seconds.
+
+Tolerances: a 4 s run at 50/s sends ~200 requests (Poisson: standard deviation ~14), so
+counts are checked to +-25%; the gaps' coefficient of variation, estimated from ~200 gaps,
+has a standard error near 0.07 and is checked to 0.75..1.3.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from loadtests import run_load
+from loadtests.plan import Arrivals, plan_load, user_rng
+from topologies.errors import RunError
+from topologies.model import Distribution, RatePoint, Workload
+
+SERVICE = 0.01   # seconds the test server takes per request
+SLOW = 0.2       # ... on /slow
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """A service: 200 after SERVICE seconds; /slow takes SLOW; /fail answers 500;
+    /degraded marks its answers degraded; /mixed: every third fails, every third degraded."""
+
+    protocol_version = "HTTP/1.1"
+    counter = 0
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        with self.lock:
+            type(self).counter += 1
+            n = type(self).counter
+        time.sleep(SLOW if self.path == "/slow" else SERVICE)
+        status, degraded = 200, self.path == "/degraded"
+        if self.path == "/fail" or (self.path == "/mixed" and n % 3 == 0):
+            status = 500
+        if self.path == "/mixed" and n % 3 == 1:
+            degraded = True
+        body = b"ok\n" if status == 200 else b"boom\n"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        if degraded:
+            self.send_header("X-Faultmesh-Degraded", "1")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _read(path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _cv(starts: list[float]) -> float:
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    return statistics.pstdev(gaps) / statistics.fmean(gaps)
+
+
+def test_open_workload_offers_its_rate_with_poisson_gaps(server, tmp_path):
+    result = run_load(Workload(rate=50.0, duration=4.0), server, out_dir=str(tmp_path), seed=1)
+    assert not result.partial
+    assert len(result.requests) == pytest.approx(200, rel=0.25)
+    assert result.target_rate == 50.0
+    assert result.achieved_rate == pytest.approx(50.0, rel=0.25)
+    starts = [r.start for r in result.requests]
+    assert 0.75 <= _cv(starts) <= 1.3
+    assert len(result.requests) == pytest.approx(_scheduled(Workload(rate=50.0, duration=4.0), 1),
+                                                 rel=0.03)
+    assert result.late_share is not None and result.late_share < 0.05
+    assert all(r.ok and r.status == 200 for r in result.requests)
+
+
+def _scheduled(workload: Workload, seed: int) -> int:
+    """How many arrivals the seeded plan schedules in the run (users start within a few
+    milliseconds of the run's start, which moves an arrival across the end only rarely)."""
+    plan = plan_load(workload, "http://127.0.0.1:9", seed=seed)
+    count = 0
+    for i in range(plan.users):
+        arrivals = Arrivals(plan, user_rng(seed, i))
+        while arrivals.next() is not None:
+            count += 1
+    return count
+
+
+def test_open_rate_holds_when_the_server_slows(server):
+    """200 ms answers. Users that waited their (2 s mean) gap *after* each answer would send
+    100 / 2.2 = 45/s; the plan's users send at their scheduled times, so every arrival the
+    seeded schedule holds is sent, each at most one answer late. A user is late when its
+    next gap is shorter than the answer in flight: 1 - exp(-0.2 / 2) = 9.5% of sends."""
+    wl = Workload(rate=50.0, duration=4.0)
+    result = run_load(wl, server, path="/slow", seed=2)
+    scheduled = _scheduled(wl, seed=2)
+    assert scheduled == pytest.approx(200, rel=0.25)
+    assert len(result.requests) == pytest.approx(scheduled, rel=0.03)
+    answered = [r.latency for r in result.requests if r.latency is not None]
+    assert statistics.median(answered) >= SLOW
+    assert 0.75 <= _cv([r.start for r in result.requests]) <= 1.3
+    assert result.late_share is not None and 0.02 <= result.late_share <= 0.2
+    assert result.lag_max is not None and result.lag_max < SLOW + 0.1
+
+
+def test_profile_ramp_sends_more_in_the_second_half(server):
+    wl = Workload(profile=(RatePoint(0.0, 10.0), RatePoint(4.0, 60.0)), duration=4.0)
+    result = run_load(wl, server, seed=3)
+    first = sum(1 for r in result.requests if r.start < 2.0)
+    second = len(result.requests) - first
+    # integral of 10 + 12.5 t: 45 over [0, 2), 95 over [2, 4)
+    assert result.target_rate == pytest.approx(35.0, rel=1e-3)
+    assert len(result.requests) == pytest.approx(140, rel=0.3)
+    assert second > 1.4 * first
+
+
+def test_closed_users_reach_users_over_think_plus_service_time(server):
+    wl = Workload(model="closed", users=5, think=Distribution("constant", value=0.1),
+                  duration=4.0)
+    result = run_load(wl, server, seed=4)
+    assert result.target_rate is None
+    latency = statistics.fmean(r.latency for r in result.requests if r.latency is not None)
+    expected = 5 / (0.1 + latency)  # each user: one request per think + answer
+    assert result.achieved_rate == pytest.approx(expected, rel=0.15)
+    assert result.achieved_rate == pytest.approx(5 / (0.1 + SERVICE), rel=0.25)
+
+
+def test_requests_csv_has_designs_columns_times_and_failures(server, tmp_path):
+    result = run_load(Workload(rate=40.0, duration=2.0), server, path="/mixed",
+                      out_dir=str(tmp_path))
+    columns, rows = _read(tmp_path / "requests.csv")
+    assert columns == ["request_id", "start", "end", "latency", "status", "ok", "degraded",
+                       "attempts", "error"]
+    assert len(rows) == len(result.requests) > 30
+    assert [int(r["request_id"]) for r in rows] == list(range(len(rows)))
+    starts = [float(r["start"]) for r in rows]
+    assert starts == sorted(starts) and 0 <= starts[0] and starts[-1] < 2.0
+    for r in rows:
+        if r["end"]:
+            assert float(r["end"]) == pytest.approx(float(r["start"]) + float(r["latency"]),
+                                                    abs=2e-6)
+            assert float(r["end"]) < 2.0 + 5.0
+        assert r["attempts"] == "1"
+    failed = [r for r in rows if r["ok"] == "False"]
+    assert failed and all(r["status"] == "500" and r["error"] == "error" for r in failed)
+    degraded = [r for r in rows if r["degraded"] == "True"]
+    assert degraded and all(r["ok"] == "True" and r["status"] == "200" for r in degraded)
+    assert all(r["error"] == "" for r in rows if r["ok"] == "True")
+    assert (tmp_path / "load.json").exists()
+
+
+def test_refused_connection_gives_status_0_with_an_error(tmp_path):
+    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    result = run_load(Workload(rate=20.0, duration=1.5), url, out_dir=str(tmp_path))
+    _, rows = _read(tmp_path / "requests.csv")
+    assert len(rows) > 5
+    assert all(r["status"] == "0" and r["ok"] == "False" and r["error"] == "refused"
+               for r in rows)
+    assert not any(r.ok for r in result.requests)
+
+
+def test_faultmesh_process_never_imports_locust_or_gevent(server):
+    run_load(Workload(rate=10.0, duration=1.0), server)
+    assert not [m for m in sys.modules if m.split(".")[0] in ("locust", "gevent")]
+
+
+def test_web_ui_serves_on_localhost_during_the_run_and_the_run_ends_itself(server):
+    port = _free_port()
+    box: dict[str, object] = {}
+
+    def go() -> None:
+        box["result"] = run_load(Workload(rate=10.0, duration=4.0), server, web=True,
+                                 web_port=port)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    page = None
+    while page is None and time.monotonic() - started < 4.0:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as resp:
+                page = (resp.status, resp.read().decode("utf-8", "replace"))
+        except OSError:
+            time.sleep(0.1)
+    assert page is not None and page[0] == 200 and "locust" in page[1].lower()
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "the web UI run should stop by itself"
+    result = box["result"]
+    assert result.web_url == f"http://127.0.0.1:{port}/"
+    assert len(result.requests) == pytest.approx(40, rel=0.5)
+
+
+def test_taken_web_port_is_an_environment_error(server):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(RunError, match="web_port"):
+            run_load(Workload(rate=10.0, duration=1.0), server, web=True,
+                     web_port=s.getsockname()[1])
+
+
+_CTRL_C = """
+import json, sys
+from loadtests import run_load
+from loadtests.plan import Arrivals, plan_load, user_rng
+from topologies.model import Workload
+r = run_load(Workload(rate=30.0, duration=60.0), sys.argv[1], out_dir=sys.argv[2])
+print(json.dumps({"partial": r.partial, "n": len(r.requests), "run_time": r.run_time}))
+"""
+
+
+def test_ctrl_c_stops_the_load_and_keeps_what_was_collected(server, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", _CTRL_C, server, str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=os.path.dirname(os.path.dirname(
+                                os.path.abspath(__file__))))
+    time.sleep(3.0)
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches parent and child
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    import json
+
+    report = json.loads(stdout.strip().splitlines()[-1])
+    assert report["partial"] is True and report["n"] > 10 and report["run_time"] < 10
+    load = json.loads((out / "load.json").read_text())
+    assert load["partial"] is True
+    _, rows = _read(out / "requests.csv")
+    assert len(rows) == report["n"]
