@@ -35,7 +35,7 @@ SLOW = 0.2       # ... on /slow
 
 class _Handler(BaseHTTPRequestHandler):
     """A service: 200 after SERVICE seconds; /slow takes SLOW; /fail answers 500;
-    /degraded marks its answers degraded; /mixed: every third fails, every third degraded."""
+    /hang takes 0.5 s; /degraded marks its answers degraded; /mixed: every third fails, every third degraded."""
 
     protocol_version = "HTTP/1.1"
     counter = 0
@@ -45,7 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.lock:
             type(self).counter += 1
             n = type(self).counter
-        time.sleep(SLOW if self.path == "/slow" else SERVICE)
+        time.sleep({"/slow": SLOW, "/hang": 0.5}.get(self.path, SERVICE))
         status, degraded = 200, self.path == "/degraded"
         if self.path == "/fail" or (self.path == "/mixed" and n % 3 == 0):
             status = 500
@@ -56,8 +56,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if degraded:
             self.send_header("X-Faultmesh-Degraded", "1")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (request_timeout)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -188,6 +191,14 @@ def test_refused_connection_gives_status_0_with_an_error(tmp_path):
     assert all(r["status"] == "0" and r["ok"] == "False" and r["error"] == "refused"
                for r in rows)
     assert not any(r.ok for r in result.requests)
+
+
+def test_client_timeout_reads_as_504_timeout(server):
+    result = run_load(Workload(rate=10.0, duration=1.5), server, path="/hang",
+                      request_timeout=0.1)
+    assert result.requests
+    assert all(r.status == 504 and r.error == "timeout" and not r.ok for r in result.requests)
+    assert all(0.09 <= r.latency < 0.3 for r in result.requests)
 
 
 def test_faultmesh_process_never_imports_locust_or_gevent(server):
