@@ -27,7 +27,8 @@ def test_notebook_code_cells_run_in_order(path, tmp_path):
     script = tmp_path / "notebook.py"
     # a cell's last bare expression is only displayed by Jupyter; here it is just evaluated
     script.write_text("\n\n".join(cells) + "\nprint('NOTEBOOK-OK')\n")
-    env = {**os.environ, "FAULTMESH_NOTEBOOK_QUICK": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "FAULTMESH_NOTEBOOK_QUICK": "1", "MPLBACKEND": "Agg",
+           "TMPDIR": str(tmp_path)}  # the notebook writes its run under a temp dir
     run = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
