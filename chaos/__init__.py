@@ -1,3 +1,17 @@
-"""chaos (to be built)."""
+"""chaos: the live engine — a topology run as real services on this machine, faults injected.
 
-__all__: list[str] = []
+Its core abstraction (being built) is the **live run**: one object built from a topology and a
+scenario that starts every service's replicas as emulator processes or containers, routes every
+dependency edge (caller → callee) through a fault proxy, loads the entry with Locust, applies
+the scenario's faults on schedule and writes the same result directory as the simulator.
+
+Built so far:
+
+* :mod:`chaos.proxy` — the fault proxy: a Toxiproxy-API-compatible server (``ProxyServer``),
+  driven by ``toxiproxy-python`` exactly as a real Toxiproxy is; network faults (``latency``,
+  ``bandwidth``, ``timeout``, ``reset_peer``) are its toxics and ``down`` is a disabled proxy.
+
+Importing ``chaos`` imports nothing else; ``import chaos.proxy`` for the server.
+"""
+
+__all__ = ["proxy"]

@@ -135,7 +135,7 @@ class Link:
                 return  # data dropped on the floor
             elif kind == "reset_peer":
                 await asyncio.sleep(toxic.attr("timeout") / 1000)
-                self.conn.close(reset=self.stream)
+                self.conn.close(reset=True)
                 return
             elif kind == "bandwidth" and toxic.attr("rate") > 0:
                 rate = toxic.attr("rate") * 1024.0
@@ -258,11 +258,11 @@ class Connection:
         if all(link.done for link in self.links.values()):
             self.close(graceful=True)
 
-    def close(self, graceful: bool = False, reset: str | None = None) -> None:
+    def close(self, graceful: bool = False, reset: bool = False) -> None:
         """End the connection: every task cancelled, both sockets closed.
 
         ``graceful`` lets written data drain (FIN); otherwise sockets are aborted. ``reset``
-        names the stream whose receiving side gets a TCP RST (SO_LINGER 0).
+        sends a TCP RST (SO_LINGER 0) on both sockets, as Toxiproxy's reset_peer does.
         """
         if self.closed:
             return
@@ -275,9 +275,9 @@ class Connection:
             for state in link.states.values():
                 if state.timer is not current:
                     state.cancel()
-        _abort(self.client_writer, reset == "downstream")
-        _abort(self._upstream_writer, reset == "upstream")
-        if not graceful and reset is None:
+        _abort(self.client_writer, reset)
+        _abort(self._upstream_writer, reset)
+        if not graceful and not reset:
             for writer in (self.client_writer, self._upstream_writer):
                 if writer is not None:
                     writer.transport.abort()

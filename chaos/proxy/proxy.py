@@ -9,6 +9,7 @@ port, when the proxy was created with port 0.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from random import Random
 from typing import Any
@@ -40,7 +41,7 @@ def _bind(address: str) -> socket.socket:
     try:
         return socket.create_server((host or "0.0.0.0", port), family=family)
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         raise ApiError(f"listen tcp {address}: bind: {reason}", 500) from None
 
 
