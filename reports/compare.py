@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .formatting import format_metric, format_seconds, format_usd
+from .formatting import format_metric, format_value
 from .metrics import success_latency
 from .plots import PALETTE, new_figure, to_svg
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["run_labels", "difference_rows", "slo_matrix", "comparison_figures",
            "comparison_context"]
 
-# (label, unit kind, getter): kind "s" seconds, "%" fraction, "usd", "x", "n" plain
+# (label, unit, getter): units of formatting.format_value; "n" a plain number
 _FIGURES: list[tuple[str, str, Callable[[Analysis], float]]] = [
     ("requests measured", "n", lambda a: float(a.requests)),
     ("availability", "%", lambda a: a.availability),
@@ -38,9 +38,9 @@ _FIGURES: list[tuple[str, str, Callable[[Analysis], float]]] = [
     ("latency max", "s", lambda a: a.latency["max"]),
     ("recovery time", "s", lambda a: a.recovery_time),
     ("retry amplification", "x", lambda a: a.retry_amplification),
-    ("cost total", "usd", lambda a: a.cost["total"]),
-    ("cost per 1k successful", "usd", lambda a: a.cost["per_1k"]),
-    ("cost wasted", "usd", lambda a: a.cost["wasted"]),
+    ("cost total", "USD", lambda a: a.cost["total"]),
+    ("cost per 1k successful", "USD", lambda a: a.cost["per_1k"]),
+    ("cost wasted", "USD", lambda a: a.cost["wasted"]),
     ("resilience score", "n", lambda a: a.score),
 ]
 
@@ -72,17 +72,7 @@ def _distinct_parts(paths: list[str]) -> list[str]:
 
 
 def _fmt(kind: str, value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if kind == "s":
-        return format_seconds(value)
-    if kind == "%":
-        return f"{value * 100:.2f} %"
-    if kind == "usd":
-        return format_usd(value)
-    if kind == "x":
-        return f"{value:.3g}x"
-    return f"{value:,.4g}"
+    return format_value(kind, value) if kind != "n" or value != value else f"{value:,.4g}"
 
 
 def _delta(kind: str, value: float, base: float) -> str:

@@ -50,9 +50,14 @@ def format_usd(value: float) -> str:
 
 def format_metric(metric: str, value: float | None) -> str:
     """A metric's value in its display unit, e.g. ``availability`` 0.995 -> ``99.50 %``."""
+    return format_value(metric_unit(metric), value)
+
+
+def format_value(unit: str, value: float | None) -> str:
+    """A value in a display unit: ``s``, ``%`` (of a fraction), ``USD``, ``x``, ``req/s`` or
+    plain (anything else)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    unit = metric_unit(metric)
     if unit == "s":
         return format_seconds(value)
     if unit == "%":
@@ -60,7 +65,7 @@ def format_metric(metric: str, value: float | None) -> str:
     if unit == "USD":
         return format_usd(value)
     if unit == "x":
-        return f"{value:.2f}x"
+        return f"{value:.3g}x" if abs(value) >= 10 else f"{value:.2f}x"
     if unit == "req/s":
         return f"{value:.3g} req/s"
     return f"{value:.4g}"
