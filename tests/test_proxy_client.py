@@ -171,3 +171,33 @@ def test_async_context_runs_inside_a_loop():
 
     answer = asyncio.run(main())
     assert answer.startswith(b"HTTP/1.1 200 OK") and b'"version"' in answer
+
+
+def test_an_unreachable_upstream_closes_the_client_connection(client):
+    with socket.create_server(("127.0.0.1", 0)) as gone:
+        dead = f"127.0.0.1:{gone.getsockname()[1]}"
+    proxy = client.create(upstream=dead, name="dead")
+    with connect(proxy.listen) as sock:
+        try:
+            assert sock.recv(10) == b""
+        except ConnectionResetError:
+            pass
+
+
+def test_the_same_seed_draws_the_same_toxicity_pattern(echo):
+    import requests
+
+    patterns = []
+    for _ in range(2):
+        with ProxyServer("127.0.0.1", 0, seed=11) as server:
+            listen = requests.post(server.url + "/proxies", timeout=5, json={
+                "name": "p", "upstream": echo.address}).json()["listen"]
+            requests.post(server.url + "/proxies/p/toxics", timeout=5, json={
+                "type": "limit_data", "toxicity": 0.5, "attributes": {"bytes": 0}})
+            hits = []
+            for _ in range(12):
+                with connect(listen) as sock:
+                    sock.sendall(b"?")
+                    hits.append(sock.recv(1) == b"")  # closed by the toxic, or echoed
+            patterns.append(hits)
+    assert patterns[0] == patterns[1] and 0 < sum(patterns[0]) < 12

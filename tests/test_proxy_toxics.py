@@ -61,7 +61,7 @@ def test_bandwidth_caps_throughput(proxy):
     payload = b"x" * (50 * 1024)
     with connect(proxy.listen) as sock:
         took = round_trip(sock, payload)
-    assert 0.45 <= took < 0.5 + SLACK  # 50 KB at 100 KB/s: 0.5 s
+    assert 0.45 <= took < 0.8  # 50 KB at 100 KB/s: 0.5 s (-0.05, +0.3 for a loaded machine)
 
 
 def test_timeout_drops_data_then_closes_the_connection(proxy):
