@@ -10,7 +10,6 @@ Modules, one idea each:
 * ``workload``   client load: open (Poisson, piecewise-linear profile) and closed (users)
 * ``replica``    services and replicas: slots, queue, workers, balancers, rate limit
 * ``calls``      call execution: network, attempts, timeouts, retries, handling at a replica
-* ``policies``   retry backoff and jitter, retry budget, circuit breaker, token bucket
 * ``faults``     what each fault type does in its window
 * ``autoscaler`` replica autoscaling with cold start and cooldown
 * ``llm``        continuous batching of an LLM server replica (ttft, tpot)

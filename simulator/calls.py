@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from topologies.model import Call
+from topologies.policies import Backoff, Breaker, RetryBudget
 
 from .errors import (
     E_CIRCUIT_OPEN,
@@ -36,7 +37,6 @@ from .errors import (
     E_TIMEOUT,
     retry_class,
 )
-from .policies import Backoff, Breaker, RetryBudget
 from .recorder import Recorder
 from .replica import Replica, ServiceRuntime, thaw
 

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 import simpy
 
 from topologies.model import Service
-
-from .policies import TokenBucket
+from topologies.policies import TokenBucket
 
 if TYPE_CHECKING:
     from .llm import BatchEngine

@@ -10,9 +10,9 @@ import pytest
 from sim_helpers import single, topo
 
 import simulator
-from simulator.policies import Backoff, Breaker, TokenBucket
 from simulator.results import CALL_COLUMNS, FAULT_COLUMNS, REQUEST_COLUMNS, TIMESERIES_COLUMNS
 from topologies.model import CircuitBreaker, Fault, RetryPolicy, Scenario
+from topologies.policies import Backoff, Breaker, TokenBucket
 
 TWO = """
     version: 1

@@ -1,5 +1,9 @@
-"""Resilience policies on one edge: retry backoff and jitter, retry budgets, circuit
-breakers, and the token-bucket rate limit of a service.
+"""What the model's resilience policies mean, as small state machines both engines run:
+retry backoff and jitter, retry budgets, circuit breakers on one edge, and the token-bucket
+rate limit of a service.
+
+They live here, engine-free (time is passed in, randomness comes from a draw function the
+engine seeds), so the simulator and the live emulator apply the same rules.
 """
 
 from __future__ import annotations
