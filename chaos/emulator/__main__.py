@@ -1,0 +1,87 @@
+"""The replica process: ``python -m chaos.emulator --topology T --service S --replica K ...``.
+
+Prints ``ready <port>`` on stdout once listening; SIGTERM or SIGINT stops accepting, flushes
+the logs and exits 0. Exit 2 on bad arguments, 3 when the address cannot be bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "parse_upstreams"]
+
+
+def parse_upstreams(items: Sequence[str]) -> dict[str, list[str]]:
+    """``["llm=127.0.0.1:9001,127.0.0.1:9002"]`` → ``{"llm": ["127.0.0.1:9001", ...]}``."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, addresses = item.partition("=")
+        if not sep or not name or not addresses:
+            raise ValueError(f"--upstream: expected CALLEE=HOST:PORT[,HOST:PORT...], not {item!r}")
+        for address in addresses.split(","):
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"--upstream {name}: bad address {address!r}")
+            out.setdefault(name, []).append(address)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m chaos.emulator",
+                                description="Run one replica of one service of a topology.")
+    p.add_argument("--topology", required=True, help="the (resolved) topology file")
+    p.add_argument("--service", required=True)
+    p.add_argument("--replica", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0: pick a free port")
+    p.add_argument("--upstream", action="append", default=[],
+                   metavar="CALLEE=HOST:PORT[,HOST:PORT...]")
+    p.add_argument("--log", required=True, help="calls.csv rows of this replica's calls")
+    p.add_argument("--epoch", type=float, required=True, help="the run's start (Unix time)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from topologies import load
+
+    from .replica import ReplicaServer
+
+    topology = load(args.topology)
+    server = ReplicaServer(topology, args.service, args.replica, args.host, args.port,
+                           parse_upstreams(args.upstream), args.log, args.epoch, args.seed)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        port = await server.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 3
+    print(f"ready {port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bad topology file (TopologyError) and the like
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The replica's admin API under ``/_faultmesh/``: the faults the emulator applies itself.
+
+DESIGN sends the ``errors`` and ``slow`` faults to the emulator (network faults are the
+proxies'). ``POST /_faultmesh/faults`` with ``{"type": "errors", "rate": 0.5, "status": 503}``
+(answer that share of requests at once with that status, error ``injected``) or
+``{"type": "slow", "factor": 4}`` (own processing and LLM time multiplied);
+``DELETE /_faultmesh/faults`` clears them (``DELETE /_faultmesh/faults/slow`` one);
+``GET /_faultmesh/faults`` lists them; ``GET /_faultmesh/health`` answers 200 while
+serving; ``GET /_faultmesh/stats`` the replica's counts as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from chaos.proxy.http import Request, Response
+
+if TYPE_CHECKING:
+    from .replica import ReplicaServer
+
+__all__ = ["PREFIX", "Faults", "route"]
+
+PREFIX = "/_faultmesh/"
+
+
+class Faults:
+    """The emulator-applied faults active on this replica now."""
+
+    def __init__(self) -> None:
+        self.errors: tuple[float, int] | None = None
+        self.slow = 1.0
+
+    def apply(self, spec: dict[str, Any]) -> None:
+        """Set a fault from its JSON form; ValueError names the bad field."""
+        kind = spec.get("type")
+        if kind == "errors":
+            rate = spec.get("rate", 1.0)
+            status = spec.get("status", 500)
+            if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+                raise ValueError(f"rate: must be a number in [0, 1], not {rate!r}")
+            if not isinstance(status, int) or not 400 <= status <= 599:
+                raise ValueError(f"status: must be an HTTP error status, not {status!r}")
+            self.errors = (float(rate), status)
+        elif kind == "slow":
+            factor = spec.get("factor")
+            if not isinstance(factor, int | float) or factor <= 0:
+                raise ValueError(f"factor: must be a number > 0, not {factor!r}")
+            self.slow = float(factor)
+        else:
+            raise ValueError(f"type: must be 'errors' or 'slow', not {kind!r}")
+
+    def clear(self, kind: str | None = None) -> None:
+        if kind in (None, "errors"):
+            self.errors = None
+        if kind in (None, "slow"):
+            self.slow = 1.0
+
+    def describe(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.errors is not None:
+            out.append({"type": "errors", "rate": self.errors[0], "status": self.errors[1]})
+        if self.slow != 1.0:
+            out.append({"type": "slow", "factor": self.slow})
+        return out
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(status, (json.dumps(body) + "\n").encode())
+
+
+def route(server: ReplicaServer, request: Request) -> Response:
+    """Answer one admin request."""
+    path, method = request.path.rstrip("/"), request.method
+    if path == "/_faultmesh/health" and method == "GET":
+        return _json(200, {"service": server.spec.name, "replica": server.replica})
+    if path == "/_faultmesh/stats" and method == "GET":
+        body = server.stats.snapshot()
+        body.update(queued=server.queued, service=server.spec.name, replica=server.replica,
+                    batch=server.engine.batch if server.engine else None,
+                    short_circuited={e.call.to: e.short_circuited for e in server.edges})
+        return _json(200, body)
+    if path.startswith("/_faultmesh/faults/") and method == "DELETE":
+        server.faults.clear(path.rsplit("/", 1)[1])
+        return _json(200, server.faults.describe())
+    if path == "/_faultmesh/faults":
+        faults = server.faults
+        if method == "GET":
+            return _json(200, faults.describe())
+        if method == "DELETE":
+            faults.clear()
+            return _json(200, faults.describe())
+        if method == "POST":
+            try:
+                spec = json.loads(request.body or b"{}")
+                if not isinstance(spec, dict):
+                    raise ValueError("body: must be a JSON object")
+                faults.apply(spec)
+            except ValueError as exc:
+                return _json(400, {"error": str(exc)})
+            return _json(200, faults.describe())
+        return _json(405, {"error": f"method {method} not allowed"})
+    return _json(404, {"error": f"no admin route {request.path}"})

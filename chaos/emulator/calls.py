@@ -1,0 +1,170 @@
+"""The calls a replica makes: one edge's policies around real HTTP attempts.
+
+An edge (``caller->callee``) as the caller keeps it: the callee replicas' addresses and a
+balancer over them (round_robin, random, or least_request over this replica's own in-flight
+attempts per address), the call's timeout (the caller abandons the attempt; the callee keeps
+working), retries with :class:`~topologies.policies.Backoff` and
+:class:`~topologies.policies.RetryBudget`, a :class:`~topologies.policies.Breaker` (open: the
+call fails fast with ``circuit_open`` and no attempt is made) and the ``degrade`` fallback —
+the same rules, in the same order, as the simulator's (docs/simulation.md, Calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from topologies.model import Call
+from topologies.policies import Backoff, Breaker, RetryBudget
+
+from .client import HttpClient, Refused, Reset
+from .log import CsvLog
+
+__all__ = ["Outcome", "Edge", "retry_class", "REQUEST_HEADER", "ERROR_HEADER",
+           "DEGRADED_HEADER"]
+
+REQUEST_HEADER = "X-Faultmesh-Request"
+ERROR_HEADER = "X-Faultmesh-Error"
+DEGRADED_HEADER = "X-Faultmesh-Degraded"
+
+
+@dataclass
+class Outcome:
+    """How a call (or one attempt) ended: status (0: no answer), error word, degraded."""
+
+    status: int
+    error: str = ""
+    degraded: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+def retry_class(status: int, error: str) -> str | None:
+    """The retry class (a word of ``retry.on``) of a failed attempt, or None.
+
+    A timeout (the caller's own, or one a callee passes up) is ``timeout`` only; status 0 is
+    ``refused`` or ``reset``; 429 is ``429``; any other status >= 500 is ``5xx``.
+    """
+    if error == "timeout":
+        return "timeout"
+    if status == 0:
+        return error if error in ("refused", "reset") else None
+    if status == 429:
+        return "429"
+    return "5xx" if status >= 500 else None
+
+
+class Edge:
+    """One dependency edge of this replica: addresses, balancer, policies, attempt log."""
+
+    def __init__(self, caller: str, call: Call, addresses: list[str], balancer: str,
+                 client: HttpClient, log: CsvLog, epoch: float,
+                 uniform: Callable[[], float], jitter: Callable[[], float]) -> None:
+        if not addresses:
+            raise ValueError(f"upstreams: no address for callee {call.to!r}")
+        self.caller = caller
+        self.call = call
+        self.addresses = list(addresses)
+        self.balancer = balancer
+        self.client = client
+        self.log = log
+        self.epoch = epoch
+        self.uniform = uniform
+        self.in_flight = [0] * len(addresses)
+        self._next = 0
+        retry = call.retry
+        self.retry = retry if retry is not None and retry.attempts > 1 else None
+        self.budget = RetryBudget(self.retry.budget if self.retry else None)
+        self.backoff = Backoff(retry, jitter) if retry is not None else None
+        self.breaker = Breaker(call.circuit_breaker) if call.circuit_breaker else None
+        self.short_circuited = 0
+
+    def pick(self) -> int:
+        """The index of the callee address the next attempt goes to."""
+        n = len(self.addresses)
+        if self.balancer == "random":
+            return min(n - 1, int(self.uniform() * n))
+        if self.balancer == "least_request":
+            low = min(self.in_flight)
+            start = self._next
+            self._next = (self._next + 1) % n
+            for k in range(n):  # ties broken round robin
+                i = (start + k) % n
+                if self.in_flight[i] == low:
+                    return i
+        i = self._next % n
+        self._next = (i + 1) % n
+        return i
+
+    async def run(self, request_id: str, index: int, body: bytes) -> Outcome:
+        """The call: attempts under breaker, timeout, retries, budget; then the fallback."""
+        breaker, retry, budget = self.breaker, self.retry, self.budget
+        n = 1
+        while True:
+            if breaker is not None and not breaker.allow(time.monotonic()):
+                self.short_circuited += 1
+                out = Outcome(0, "circuit_open")
+                break
+            if n == 1:
+                budget.calls += 1
+            out = await self.attempt(request_id, index, n, body)
+            if breaker is not None:
+                breaker.record(time.monotonic(), out.ok)
+            if out.ok:
+                return out
+            if retry is None or n >= retry.attempts or retry_class(out.status, out.error) \
+                    not in retry.on:
+                break
+            if not budget.allow_retry():
+                break
+            budget.retries += 1
+            wait = self.backoff.wait(n) if self.backoff is not None else 0.0
+            if wait > 0:
+                await asyncio.sleep(wait)
+            n += 1
+        if self.call.fallback == "degrade":
+            return Outcome(200, "", degraded=True)
+        return out
+
+    async def attempt(self, request_id: str, index: int, n: int, body: bytes) -> Outcome:
+        """One attempt to one callee replica, logged as a calls.csv row."""
+        i = self.pick()
+        start = time.time() - self.epoch
+        self.in_flight[i] += 1
+        headers: dict[str, str] = {}
+        try:
+            coro = self.client.request(self.addresses[i], "POST", "/",
+                                       {REQUEST_HEADER: request_id}, body)
+            if self.call.timeout is None:
+                answer = await coro
+            else:
+                answer = await asyncio.wait_for(coro, self.call.timeout)
+            headers = answer.headers
+            status = answer.status
+            error = "" if status == 200 else headers.get(ERROR_HEADER.lower(), "error")
+            out = Outcome(status, error, headers.get(DEGRADED_HEADER.lower()) == "1")
+        except TimeoutError:
+            out = Outcome(504, "timeout")
+        except Refused:
+            out = Outcome(0, "refused")
+        except Reset:
+            out = Outcome(0, "reset")
+        finally:
+            self.in_flight[i] -= 1
+        end = time.time() - self.epoch
+        self.log.add((request_id, self.caller, self.call.to, i, n, start, end, out.status,
+                      int(out.ok), out.error, _num(headers.get("x-faultmesh-ttft")),
+                      _num(headers.get("x-faultmesh-tpot")),
+                      headers.get("x-faultmesh-output-tokens", ""), index))
+        return out
+
+
+def _num(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None

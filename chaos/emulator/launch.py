@@ -1,0 +1,77 @@
+"""Starting and stopping replica processes: what a live run (and the tests) do with them.
+
+:func:`start_replica` runs ``python -m chaos.emulator`` with the given arguments and waits for
+its ``ready <port>`` line; :meth:`ReplicaProcess.stop` sends SIGTERM (the replica flushes its
+logs and exits 0), killing it only if it does not end in time.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from topologies.errors import RunError
+
+__all__ = ["ReplicaProcess", "start_replica"]
+
+
+@dataclass
+class ReplicaProcess:
+    """A running replica process and the port it listens on."""
+
+    service: str
+    replica: int
+    port: int
+    process: subprocess.Popen[str]
+    log: str
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """SIGTERM, wait up to ``timeout`` s (then SIGKILL); returns the exit code."""
+        p = self.process
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout)
+        if p.stdout is not None:
+            p.stdout.close()
+        return p.returncode
+
+
+def start_replica(topology: str, service: str, log: str, *, replica: int = 0,
+                  upstreams: Mapping[str, Sequence[str]] | None = None,
+                  epoch: float | None = None, seed: int = 0, host: str = "127.0.0.1",
+                  port: int = 0, ready_timeout: float = 10.0) -> ReplicaProcess:
+    """Start one replica process and wait until it listens; RunError if it does not."""
+    cmd = [sys.executable, "-m", "chaos.emulator", "--topology", os.fspath(topology),
+           "--service", service, "--replica", str(replica), "--host", host,
+           "--port", str(port), "--log", log, "--seed", str(seed),
+           "--epoch", repr(time.time() if epoch is None else epoch)]
+    for callee, addresses in (upstreams or {}).items():
+        cmd += ["--upstream", f"{callee}={','.join(addresses)}"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    try:
+        if sel.select(ready_timeout):
+            line = p.stdout.readline().split()
+            if len(line) == 2 and line[0] == "ready":
+                return ReplicaProcess(service, replica, int(line[1]), p, log)
+    finally:
+        sel.close()
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    raise RunError(f"replica {service}/{replica} did not start (exit {p.returncode})")
