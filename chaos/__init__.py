@@ -10,6 +10,8 @@ Built so far:
 * :mod:`chaos.proxy` — the fault proxy: a Toxiproxy-API-compatible server (``ProxyServer``),
   driven by ``toxiproxy-python`` exactly as a real Toxiproxy is; network faults (``latency``,
   ``bandwidth``, ``timeout``, ``reset_peer``) are its toxics and ``down`` is a disabled proxy.
+* :mod:`chaos.emulator` — the service emulator: the program each replica process runs
+  (``python -m chaos.emulator``), behaving as DESIGN's shared semantics say; docs/emulator.md.
 
 Importing ``chaos`` imports nothing else; ``import chaos.proxy`` for the server.
 """

@@ -1,0 +1,71 @@
+"""The emulator's call policies over real HTTP: timeout, retries, degrade, breaker."""
+
+from __future__ import annotations
+
+from test_emulator_helpers import read_calls, running, send
+
+CALLER = """\
+    version: 1
+    name: policies
+    entry: front
+    services:
+      front:
+        workers: 8
+        calls:
+          - {to: back, CALL}
+      back:
+        workers: 8
+        latency: BACKLAT
+        error_rate: ERR
+"""
+
+
+def topo(call: str, latency: str = "0ms", err: str = "0") -> str:
+    return CALLER.replace("CALL", call).replace("BACKLAT", latency).replace("ERR", err)
+
+
+def test_a_call_timeout_answers_504_at_the_caller(tmp_path):
+    with running(tmp_path, topo("timeout: 100ms", latency="500ms"), ["back", "front"]) as reps:
+        status, headers, _, took = send(reps["front"][0].port)
+    assert status == 504 and headers["X-Faultmesh-Error"] == "timeout"
+    assert 0.09 <= took <= 0.4
+
+
+def test_retries_are_attempts_1_to_n_in_the_callers_log(tmp_path):
+    call = "retry: {attempts: 3, backoff: constant, base: 10ms, jitter: none, on: [5xx]}"
+    with running(tmp_path, topo(call, err="1"), ["back", "front"]) as reps:
+        status, headers, _, _ = send(reps["front"][0].port, headers={"X-Faultmesh-Request": "q"})
+        reps["front"][0].stop()
+    assert status == 500 and headers["X-Faultmesh-Error"] == "error"
+    rows = read_calls(tmp_path / "front-0.csv")
+    assert [(r["request_id"], r["attempt"], r["status"]) for r in rows] == \
+        [("q", "1", "500"), ("q", "2", "500"), ("q", "3", "500")]
+    # constant backoff of 10 ms between attempts
+    assert float(rows[1]["start"]) - float(rows[0]["end"]) >= 0.009
+
+
+def test_degrade_fallback_answers_200_marked_degraded(tmp_path):
+    with running(tmp_path, topo("fallback: degrade", err="1"), ["back", "front"]) as reps:
+        status, headers, _, _ = send(reps["front"][0].port)
+    assert status == 200 and headers["X-Faultmesh-Degraded"] == "1"
+
+
+def test_open_breaker_fails_fast_without_an_attempt(tmp_path):
+    call = ("timeout: 150ms, circuit_breaker: {failure_rate: 0.5, min_calls: 3, window: 30s, "
+            "open_for: 30s, half_open_calls: 1}")
+    with running(tmp_path, topo(call, latency="1s"), ["back", "front"]) as reps:
+        port = reps["front"][0].port
+        slow = [send(port) for _ in range(3)]
+        fast = [send(port) for _ in range(5)]
+        reps["front"][0].stop()
+    assert all(a[0] == 504 and a[3] >= 0.14 for a in slow)
+    assert all(a[0] == 502 and a[1]["X-Faultmesh-Error"] == "circuit_open" for a in fast)
+    assert max(a[3] for a in fast) < 0.075   # much faster than the 150 ms timeout
+    assert len(read_calls(tmp_path / "front-0.csv")) == 3   # open: no attempts logged
+
+
+def test_refused_callee_answers_502_refused(tmp_path):
+    with running(tmp_path, topo("timeout: 1s"), ["back", "front"]) as reps:
+        reps["back"][0].stop()
+        status, headers, _, _ = send(reps["front"][0].port)
+    assert status == 502 and headers["X-Faultmesh-Error"] == "refused"
