@@ -217,6 +217,7 @@ class Simulation:
                     progress(env.now, end)
         except KeyboardInterrupt:
             partial = True
+            self.rec.trim()
         self._flush()
         return Result.from_simulation(self, env.now, partial)
 

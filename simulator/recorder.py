@@ -85,6 +85,18 @@ class Recorder:
         self.c_status[cid] = status
         self.c_error[cid] = error
 
+    def trim(self) -> None:
+        """Cut the columns to the rows complete in all of them: a Ctrl-C can land between
+        two appends of one row."""
+        for prefix in ("r_", "c_"):
+            columns = [v for k, v in vars(self).items()
+                       if k.startswith(prefix) and isinstance(v, array)]
+            rows = min(len(c) for c in columns)
+            for column in columns:
+                del column[rows:]
+        for cid in [cid for cid in self.llm if cid >= len(self.c_start)]:
+            del self.llm[cid]
+
     @property
     def n_requests(self) -> int:
         return len(self.r_start)

@@ -53,3 +53,18 @@ def test_ctrl_c_leaves_partial_results_and_exit_130(tmp_path):
 def test_long_runs_show_progress_in_simulated_seconds(tmp_path):
     _, stderr, _ = _run_until_progress_then_interrupt(tmp_path)
     assert re.search(r"\[[#.]{30}\] [0-9,]+/20,000 s simulated", stderr), stderr[-300:]
+
+
+def test_an_interrupt_between_two_appends_of_a_row_loses_only_that_row():
+    from simulator.recorder import Recorder
+
+    rec = Recorder()
+    rid = rec.request_start(0.0)
+    rec.call_start(rid, -1, 0, 1, 1, 0.0)
+    rec.r_start.append(1.0)        # a second request cut short after its first column
+    rec.c_request.append(rid)      # and a call attempt after its first column
+    rec.llm[1] = (0.1, 0.01, 5)
+    rec.trim()
+    assert rec.n_requests == 1 and rec.n_calls == 1
+    assert len(rec.r_end) == len(rec.r_start) and len(rec.c_cost) == len(rec.c_request)
+    assert 1 not in rec.llm
