@@ -218,6 +218,9 @@ class Simulation:
         except KeyboardInterrupt:
             partial = True
             self.rec.trim()
+            rows = min(len(column) for column in self.timeseries.values())
+            for column in self.timeseries.values():  # a sample may have been cut short too
+                del column[rows:]
         self._flush()
         return Result.from_simulation(self, env.now, partial)
 
