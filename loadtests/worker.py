@@ -119,7 +119,9 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         def send(self, lag: float | None) -> None:
             rid = next(request_ids)
             in_flight[rid] = (clock() - t0, lag)
-            self.client.get(plan.path, name=plan.path, context={"faultmesh_request": rid})
+            # the id travels with the request, so the services' call logs join requests.csv
+            self.client.get(plan.path, name=plan.path, context={"faultmesh_request": rid},
+                            headers={"X-Faultmesh-Request": str(rid)})
 
     class OpenUser(ClientUser):
         """One share of an open workload's arrivals: sends at its scheduled times, whether

@@ -40,11 +40,14 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     counter = 0
     lock = threading.Lock()
+    request_ids: list[str] = []   # X-Faultmesh-Request headers received on /ids
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         with self.lock:
             type(self).counter += 1
             n = type(self).counter
+            if self.path == "/ids":
+                self.request_ids.append(self.headers.get("X-Faultmesh-Request", ""))
         time.sleep({"/slow": SLOW, "/hang": 0.5}.get(self.path, SERVICE))
         status, degraded = 200, self.path == "/degraded"
         if self.path == "/fail" or (self.path == "/mixed" and n % 3 == 0):
@@ -270,3 +273,12 @@ def test_ctrl_c_stops_the_load_and_keeps_what_was_collected(server, tmp_path):
     assert load["partial"] is True
     _, rows = _read(out / "requests.csv")
     assert len(rows) == report["n"]
+
+
+def test_each_request_carries_its_request_id_to_the_service(server):
+    wl = Workload(model="closed", users=2, think=Distribution("constant", value=0.05),
+                  duration=1.5)
+    _Handler.request_ids.clear()
+    result = run_load(wl, server, seed=1, path="/ids")
+    answered = {str(r.request_id) for r in result.requests if r.status == 200}
+    assert answered and answered <= set(_Handler.request_ids)

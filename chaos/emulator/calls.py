@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from topologies.model import Call
+from topologies.outcomes import retry_class
 from topologies.policies import Backoff, Breaker, RetryBudget
 
 from .client import HttpClient, Refused, Reset
 from .log import CsvLog
 
-__all__ = ["Outcome", "Edge", "retry_class", "REQUEST_HEADER", "ERROR_HEADER",
+__all__ = ["Outcome", "Edge", "REQUEST_HEADER", "ERROR_HEADER",
            "DEGRADED_HEADER"]
 
 REQUEST_HEADER = "X-Faultmesh-Request"
@@ -41,21 +42,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status == 200
-
-
-def retry_class(status: int, error: str) -> str | None:
-    """The retry class (a word of ``retry.on``) of a failed attempt, or None.
-
-    A timeout (the caller's own, or one a callee passes up) is ``timeout`` only; status 0 is
-    ``refused`` or ``reset``; 429 is ``429``; any other status >= 500 is ``5xx``.
-    """
-    if error == "timeout":
-        return "timeout"
-    if status == 0:
-        return error if error in ("refused", "reset") else None
-    if status == 429:
-        return "429"
-    return "5xx" if status >= 500 else None
 
 
 class Edge:
