@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from test_emulator_helpers import burst, read_calls, running, send
+from emulator_helpers import burst, read_calls, running, send
 
 from chaos.emulator import CALL_COLUMNS
 

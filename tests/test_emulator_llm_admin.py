@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from test_emulator_helpers import burst, read_calls, running, send
+from emulator_helpers import burst, read_calls, running, send
 
 LLM = """\
     version: 1

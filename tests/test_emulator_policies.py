@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_emulator_helpers import read_calls, running, send
+from emulator_helpers import read_calls, running, send
 
 CALLER = """\
     version: 1

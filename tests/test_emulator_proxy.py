@@ -6,7 +6,7 @@ import textwrap
 import time
 
 import test_proxy_fixtures as fx
-from test_emulator_helpers import read_calls, send
+from emulator_helpers import read_calls, send
 
 from chaos.emulator.launch import start_replica
 
