@@ -1,0 +1,99 @@
+"""``faultmesh live TOPOLOGY``: run the topology as real local processes under load and faults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["add_parser", "run"]
+
+EXAMPLES = """examples:
+  faultmesh live topologies/rag-chat.yaml --duration 60s
+  faultmesh live topologies/rag-chat.yaml --scenario vectordb-outage --out results/outage-live
+  faultmesh live topologies/rag-chat.yaml --scenario llm-brownout --toxiproxy http://127.0.0.1:8474
+  faultmesh live topologies/rag-chat.yaml --web          # Locust's web UI on 127.0.0.1:8089
+
+Every replica of every service runs as one emulator process on 127.0.0.1, a Toxiproxy proxy
+sits on every dependency edge (the built-in server unless --toxiproxy), Locust offers the
+workload and the scenario's faults are injected while it runs. Results: the simulator's
+result directory (default results/<topology>-<scenario>-live); compare them with
+`faultmesh report SIM_DIR LIVE_DIR`. Ctrl-C stops the run and writes what was collected,
+marked "partial": true. See docs/live.md.
+
+exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input, 3 environment problem
+(a port taken, a process that would not start), 130 interrupted
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("live", help="run a topology as real processes under load and faults",
+                       description="Start the topology as local processes behind fault "
+                       "proxies, load it with Locust, inject a scenario's faults and write a "
+                       "result directory.", epilog=EXAMPLES)
+    p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
+    p.add_argument("--scenario", default=None, metavar="NAME",
+                   help="scenario to run (default: baseline, no faults)")
+    p.add_argument("--runtime", choices=("process", "docker"), default="process",
+                   help="how services run (default process; docker is not built yet)")
+    p.add_argument("--web", action="store_true", help="serve Locust's web UI during the run")
+    p.add_argument("--duration", default=None, metavar="D",
+                   help="run length, e.g. 60s (default: workload.duration)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--toxiproxy", default=None, metavar="URL",
+                   help="use this Toxiproxy server instead of the built-in one")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="result directory (default results/<topology>-<scenario>-live)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import topologies
+    from faultmesh.commands._finish import finish_run
+    from topologies.errors import UsageError
+    from topologies.units import parse_duration
+
+    if args.runtime == "docker":
+        raise UsageError("the docker runtime is not built yet; use --runtime process")
+    if args.seed < 0:
+        raise UsageError("--seed: must not be negative")
+    duration = None
+    if args.duration is not None:
+        try:
+            duration = parse_duration(args.duration)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"--duration: {exc}") from None
+        if not duration > 0:
+            raise UsageError(f"--duration: must be positive, not {args.duration}")
+    topo = topologies.load(args.topology)
+    scenario = args.scenario or "baseline"
+    if scenario != "baseline" and scenario not in topo.scenarios:
+        known = ", ".join(["baseline", *topo.scenarios])
+        raise UsageError(f"--scenario {scenario!r}: not defined in {topo.name} (known: {known})")
+    out = args.out or os.path.join("results", f"{topo.name}-{scenario}-live")
+
+    from chaos.live import LiveRun
+
+    live = LiveRun(topo, scenario, seed=args.seed, duration=duration, out=out,
+                   toxiproxy_url=args.toxiproxy, web=args.web)
+    try:
+        live.run()
+    except KeyboardInterrupt:
+        print(f"faultmesh live: interrupted; results so far written to {out}, marked partial",
+              file=sys.stderr)
+        return 130
+    summary = finish_run(out, report=not args.no_report)
+    lat = summary.get("latency") or {}
+    avail = summary.get("availability")
+    p99 = lat.get("p99")
+    print(f"{topo.name}/{scenario} live: {summary.get('requests', 0)} requests, availability "
+          f"{'-' if avail is None else f'{100 * avail:.2f}%'}, p99 "
+          f"{'-' if p99 is None else f'{1000 * p99:.0f}ms'}, "
+          f"{summary.get('throughput', 0.0):.1f} req/s -> {out}")
+    failed = [s.get("name") or s.get("metric", "?") for s in summary.get("slos", [])
+              if s.get("pass") is False]
+    if failed:
+        print("SLOs violated (exit 1): " + "; ".join(failed))
+        return 1
+    return 0

@@ -1,0 +1,159 @@
+"""``faultmesh live`` end to end on 127.0.0.1: a gateway calling a backend, 20 requests/s for
+6 s, and a 200 ms latency fault on the backend for 2 s.
+
+What is measured: every result file is written with DESIGN's columns; ~120 requests are
+sent (Poisson, so counts are checked to +-40%); availability is ~1; requests that start and
+end inside the fault's actual window (from faults.csv) are at least 0.2 s slower than the
+steady ones (p99 in the window versus the steady median, and median versus median minus
+10 ms of slack for the proxy and the clocks); ``reports.finalize`` reads the directory; and
+no emulator process of the run is left afterwards. About 10 s.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from faultmesh.cli import main
+
+TOPOLOGY = """\
+version: 1
+name: two-tier
+entry: gateway
+workload: {model: open, rate: 20/s, duration: 6s, warmup: 1s}
+services:
+  gateway:
+    workers: 8
+    latency: {dist: constant, value: 5ms}
+    calls:
+      - {to: backend, timeout: 2s}
+    cost: {per_replica_hour: 0.10}
+  backend:
+    workers: 8
+    latency: {dist: constant, value: 10ms}
+    cost: {per_replica_hour: 0.20}
+scenarios:
+  slow-backend:
+    faults:
+      - {type: latency, target: backend, start: 2s, duration: 2s, latency: 200ms}
+slos:
+  - {metric: availability, min: 99%}
+"""
+
+COLUMNS = {
+    "requests.csv": ["request_id", "start", "end", "latency", "status", "ok", "degraded",
+                     "attempts", "error"],
+    "calls.csv": ["request_id", "caller", "callee", "replica", "attempt", "start", "end",
+                  "status", "ok", "error", "ttft", "tpot", "output_tokens"],
+    "timeseries.csv": ["t", "service", "replicas", "ready_replicas", "busy", "queued",
+                       "utilization", "throughput", "errors", "batch"],
+    "faults.csv": ["type", "target", "start", "end", "parameters"],
+}
+
+
+def _rows(path: str) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _emulators_of(out: str) -> list[str]:
+    """Command lines of live emulator processes whose arguments mention ``out``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "chaos.emulator" in cmd and out in cmd:
+            found.append(cmd)
+    return found
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str]:
+    base = tmp_path_factory.mktemp("live")
+    topo = base / "two-tier.yaml"
+    topo.write_text(TOPOLOGY)
+    out = str(base / "result")
+    proc = subprocess.run([sys.executable, "-m", "faultmesh", "live", str(topo),
+                           "--scenario", "slow-backend", "--out", out, "--no-report"],
+                          capture_output=True, text=True, timeout=90)
+    return proc.returncode, proc.stdout + proc.stderr, out
+
+
+def test_live_run_writes_the_result_directory(run: tuple[int, str, str]) -> None:
+    rc, output, out = run
+    assert rc == 0, output
+    assert "two-tier/slow-backend live:" in output
+    for name, columns in COLUMNS.items():
+        with open(os.path.join(out, name), encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+        assert header[:len(columns)] == columns, name
+    assert os.path.exists(os.path.join(out, "topology.yaml"))
+    with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
+        summary = json.load(fh)
+    assert summary["engine"] == "live"
+    assert summary["topology"] == "two-tier" and summary["scenario"] == "slow-backend"
+    assert summary["partial"] is False
+    assert 60 <= summary["requests"] <= 140          # 5 s x 20/s, Poisson
+    assert summary["availability"] >= 0.98
+    for key in ("mean", "p50", "p90", "p95", "p99", "p999", "max"):
+        assert summary["latency"][key] is not None
+    assert set(summary["cost"]["by_service"]) == {"gateway", "backend"}
+    assert summary["cost"]["total"] > 0
+    assert summary["services"]["backend"]["calls"] > 0
+    calls = _rows(os.path.join(out, "calls.csv"))
+    edges = {(c["caller"], c["callee"]) for c in calls}
+    assert edges == {("client", "gateway"), ("gateway", "backend")}
+    ts = _rows(os.path.join(out, "timeseries.csv"))
+    assert {r["service"] for r in ts} == {"gateway", "backend"}
+    assert all(r["replicas"] == "1" for r in ts)
+
+
+def test_the_fault_slows_requests_in_its_actual_window(run: tuple[int, str, str]) -> None:
+    rc, output, out = run
+    assert rc == 0, output
+    faults = _rows(os.path.join(out, "faults.csv"))
+    assert len(faults) == 1
+    f = faults[0]
+    assert (f["type"], f["target"]) == ("latency", "backend")
+    start, end = float(f["start"]), float(f["end"])
+    assert 1.9 <= start <= 2.4 and 1.9 <= end - start <= 2.2
+    assert json.loads(f["parameters"])["latency"] == pytest.approx(0.2)
+    reqs = [r for r in _rows(os.path.join(out, "requests.csv")) if r["ok"] in ("True", "1")]
+    during = [float(r["latency"]) for r in reqs
+              if float(r["start"]) >= start + 0.05 and float(r["end"]) <= end]
+    steady = [float(r["latency"]) for r in reqs if float(r["start"]) >= 1.0
+              and (float(r["end"]) < start or float(r["start"]) > end + 0.3)]
+    assert len(during) >= 15 and len(steady) >= 30
+    p99 = statistics.quantiles(during, n=100)[98]
+    assert p99 >= statistics.median(steady) + 0.2
+    assert statistics.median(during) >= statistics.median(steady) + 0.19
+
+
+def test_finalize_reads_it_and_nothing_is_left(run: tuple[int, str, str]) -> None:
+    import reports
+
+    rc, output, out = run
+    assert rc == 0, output
+    summary = reports.finalize(out)
+    assert [s["pass"] for s in summary["slos"]] == [True]
+    assert _emulators_of(out) == []
+
+
+def test_docker_runtime_and_unknown_scenario_are_usage_errors(tmp_path, capsys) -> None:
+    topo = tmp_path / "t.yaml"
+    topo.write_text(TOPOLOGY)
+    assert main(["live", str(topo), "--runtime", "docker"]) == 2
+    assert "docker runtime is not built yet" in capsys.readouterr().err
+    assert main(["live", str(topo), "--scenario", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "nope" in capsys.readouterr().err
