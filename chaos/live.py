@@ -20,6 +20,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -41,6 +42,9 @@ NETWORK_FAULTS = ("latency", "bandwidth", "down", "timeout", "reset_peer", "part
 EMULATOR_FAULTS = ("errors", "slow")
 #: Faults done to replica processes.
 PROCESS_FAULTS = ("kill", "pause")
+
+#: Seconds the fault scheduler waits for the load's first request before it starts anyway.
+FIRST_REQUEST_WAIT = 40.0
 
 _CALL_COLUMNS = ["request_id", "caller", "callee", "replica", "attempt", "start", "end",
                  "status", "ok", "error", "ttft", "tpot", "output_tokens", "call"]
@@ -116,6 +120,7 @@ class LiveRun:
         self.epoch = 0.0
         self.t0_est: float | None = None
         self.partial = False
+        self.end = self.duration  # the run time reached (shorter when interrupted)
         self._server: Any = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -131,6 +136,7 @@ class LiveRun:
         import topologies
         from topologies.files import atomic_write_text
 
+        shutil.rmtree(self.logs, ignore_errors=True)  # a previous run's logs would be appended to
         os.makedirs(self.logs, exist_ok=True)
         topo_path = os.path.join(self.out, "topology.yaml")
         atomic_write_text(topo_path, topologies.dump(self.topology))
@@ -158,6 +164,8 @@ class LiveRun:
         if load.partial:
             self.partial = True
         t0 = t0 if t0 is not None else (self.t0_est or self.epoch)
+        if self.partial and load.run_time:
+            self.end = min(self.duration, float(load.run_time))
         summary = self._write(t0)
         if self.partial:
             raise KeyboardInterrupt
@@ -292,7 +300,8 @@ class LiveRun:
         """Wait for the load to start (the entry's first request), then apply each fault at
         its start and remove it at its end."""
         entry = self.replicas[(self.topology.entry, 0)]
-        while not self._stop.is_set():
+        give_up = time.time() + FIRST_REQUEST_WAIT
+        while not self._stop.is_set() and time.time() < give_up:
             try:
                 stats = _http("GET", entry.port, "/_faultmesh/stats")
                 if stats.get("arrived", 0) > 0:
@@ -440,26 +449,31 @@ class LiveRun:
                 calls.append([row.get(c, "") for c in _CALL_COLUMNS])
             for row in _read_csv(log + ".ts.csv"):
                 t = math.floor(float(row["t"]) + shift)
-                if 0 <= t < self.duration:
+                if 0 <= t < self.end:
                     ts[(t, row["service"])].append(row)
-        ts_rows = []
-        for (t, service), rows in sorted(ts.items()):
-            n = len(rows)
-            batch = [float(r["batch"]) for r in rows if r.get("batch")]
-            ts_rows.append([t, service, n, n, _sum(rows, "busy"), _sum(rows, "queued"),
-                            round(_sum(rows, "utilization") / n, 4),
-                            round(_sum(rows, "throughput"), 3), round(_sum(rows, "errors"), 3),
-                            _num(sum(batch)) if batch else ""])
         fault_rows = []
         for a in self.applied:
             if a.start is None:
                 continue
-            end = a.end if a.end is not None else t0 + self.duration
+            end = a.end if a.end is not None else t0 + self.end
             params = {k: v for k, v in vars(a.fault).items()
                       if k not in ("type", "target", "start", "duration") and v is not None}
             fault_rows.append([a.fault.type, a.fault.target, round(a.start - t0, 6),
-                               round(min(end - t0, self.duration), 6),
+                               round(min(end - t0, self.end), 6),
                                json.dumps(params, sort_keys=True)])
+        ts_rows = []
+        for t in range(math.ceil(self.end)):
+            for service, spec in self.topology.services.items():
+                rows = ts.get((t, service), [])
+                n = len(rows)
+                up, ready = self._up(service, spec.replicas, t + 0.5, fault_rows)
+                batch = [float(r["batch"]) for r in rows if r.get("batch")]
+                ts_rows.append([t, service, up, ready, _sum(rows, "busy"),
+                                _sum(rows, "queued"),
+                                round(_sum(rows, "utilization") / n, 4) if n else 0.0,
+                                round(_sum(rows, "throughput"), 3),
+                                round(_sum(rows, "errors"), 3),
+                                _num(sum(batch)) if batch else ""])
         for name, columns, rows in (("calls.csv", _CALL_COLUMNS, calls),
                                     ("timeseries.csv", _TS_COLUMNS, ts_rows),
                                     ("faults.csv", _FAULT_COLUMNS, fault_rows)):
@@ -470,11 +484,27 @@ class LiveRun:
                           json.dumps(summary, indent=2) + "\n")
         return summary
 
+    def _up(self, service: str, total: int, at: float,
+            fault_rows: list[list[Any]]) -> tuple[int, int]:
+        """Replica processes of ``service`` up, and up and not paused, at run time ``at``
+        (from the actual kill and pause windows)."""
+        down = paused = 0
+        for kind, target, start, end, params in fault_rows:
+            if target != service or not start <= at < end:
+                continue
+            n = min(int(json.loads(params).get("replicas") or 1), total)
+            if kind == "kill":
+                down += n
+            elif kind == "pause":
+                paused += n
+        up = max(0, total - down)
+        return up, max(0, up - paused)
+
     def _summary(self, requests: list[dict[str, str]], calls: list[list[Any]],
                  ts_rows: list[list[Any]]) -> dict[str, Any]:
         import numpy as np
 
-        end = self.duration
+        end = self.end
         warmup = min(float(self.topology.workload.warmup), end)
         span = max(end - warmup, 1e-12)
         win = [r for r in requests if warmup <= float(r["start"]) < end]
