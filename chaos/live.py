@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -120,6 +121,7 @@ class LiveRun:
         self.epoch = 0.0
         self.t0_est: float | None = None
         self.partial = False
+        self.notes: list[str] = []
         self.end = self.duration  # the run time reached (shorter when interrupted)
         self._server: Any = None
         self._stop = threading.Event()
@@ -322,12 +324,20 @@ class LiveRun:
             if self._stop.wait(max(0.0, self.t0_est + at - time.time())):
                 return
             with self._lock:
-                if is_start:
-                    a.start = time.time()
-                    self._apply(a)
-                elif a.start is not None and a.end is None:
-                    self._remove(a)
-                    a.end = time.time()
+                try:
+                    if is_start:
+                        a.start = time.time()
+                        self._apply(a)
+                    elif a.start is not None and a.end is None:
+                        self._remove(a)
+                        a.end = time.time()
+                except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+                    self._problem(f"fault {a.fault.type} on {a.fault.target}: {exc}")
+
+    def _problem(self, message: str) -> None:
+        """A fault that could not be applied as asked: warned about and kept in the summary."""
+        self.notes.append(message)
+        print(f"faultmesh live: warning: {message}", file=sys.stderr, flush=True)
 
     def _undo_all(self) -> None:
         with self._lock:
@@ -355,6 +365,8 @@ class LiveRun:
                 e.proxy.add_toxic(type=f.type, name=tag, stream="downstream",
                                   attributes=attributes)
                 a.undo.append(("toxic", e, tag))
+                if tag not in e.proxy.toxics():  # the client does not raise on errors
+                    self._problem(f"proxy {e.name} refused the {f.type} toxic {attributes}")
         elif f.type == "down":
             for e in self._target_edges(f.target):
                 e.proxy.disable()
@@ -555,6 +567,7 @@ class LiveRun:
                      "wasted": 0.0, "wasted_share": 0.0, "by_service": by_service,
                      "wasted_by_service": {n: 0.0 for n in by_service}},
             "services": services,
+            "notes": list(self.notes),
         })
 
 
