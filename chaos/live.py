@@ -16,6 +16,7 @@ replicas log against a provisional epoch and are shifted onto it.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import math
@@ -124,6 +125,7 @@ class LiveRun:
         self.notes: list[str] = []
         self.end = self.duration  # the run time reached (shorter when interrupted)
         self._server: Any = None
+        self._front: _RoundRobin | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
@@ -178,7 +180,12 @@ class LiveRun:
         import loadtests.runner as runner
         from loadtests import run_load
 
-        url = f"http://{self.edges_into('client', self.topology.entry)[0].listen}"
+        fronts = [e.listen for e in self.edges_into("client", self.topology.entry)]
+        if len(fronts) > 1:  # several entry replicas: spread the client's connections
+            self._front = _RoundRobin(fronts)
+            url = f"http://{self._front.start()}"
+        else:
+            url = f"http://{fronts[0]}"
         seen: dict[str, Any] = {}
         original = runner._read_status
 
@@ -273,6 +280,9 @@ class LiveRun:
                 rp.stop()
             except (OSError, subprocess.SubprocessError):
                 rp.process.kill()
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -447,10 +457,16 @@ class LiveRun:
 
         shift = self.epoch - t0  # replica time + shift = run time
         requests = _read_csv(os.path.join(self.out, "requests.csv"))
+        # which entry replica served a request: the one whose log has its calls (else 0)
+        served: dict[str, int] = {}
+        for k in range(self.topology.services[self.topology.entry].replicas):
+            for row in _read_csv(self._log(self.topology.entry, k)):
+                served.setdefault(row["request_id"], k)
         calls: list[list[Any]] = []
         for r in requests:
             ok = 1 if r["ok"] in ("1", "True", "true") else 0
-            calls.append([r["request_id"], "client", self.topology.entry, 0, 1, r["start"],
+            calls.append([r["request_id"], "client", self.topology.entry,
+                          served.get(r["request_id"], 0), 1, r["start"],
                           r["end"], r["status"], ok, r["error"], "", "", "", 0])
         ts: dict[tuple[int, str], list[dict[str, str]]] = defaultdict(list)
         for (name, k) in sorted(self.replicas):
@@ -569,6 +585,89 @@ class LiveRun:
             "services": services,
             "notes": list(self.notes),
         })
+
+
+class _RoundRobin:
+    """A TCP front for the entry's proxies: each new client connection goes to the next one
+    in turn (connection-level round robin; the load's keep-alive connections stay put)."""
+
+    def __init__(self, upstreams: list[str]) -> None:
+        self.upstreams = upstreams
+        self._next = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closing: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> str:
+        """Listen on a free 127.0.0.1 port in a daemon thread; returns ``host:port``."""
+        ready = threading.Event()
+        address: list[str] = []
+
+        async def main() -> None:
+            self._closing = asyncio.Event()
+            server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            address.append(f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
+            ready.set()
+            await self._closing.wait()
+            server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await server.wait_closed()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(main())
+            finally:
+                ready.set()
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="faultmesh-entry-rr", daemon=True)
+        self._thread.start()
+        ready.wait(10.0)
+        if not address:
+            raise RunError("cannot start the round-robin front of the entry's replicas")
+        return address[0]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._closing is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._closing.set)
+            except RuntimeError:  # the loop already ended
+                pass
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        host, _, port = self.upstreams[self._next % len(self.upstreams)].rpartition(":")
+        self._next += 1
+        up_writer = None
+        try:
+            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+            await asyncio.wait([asyncio.ensure_future(_pipe(reader, up_writer)),
+                                asyncio.ensure_future(_pipe(up_reader, writer))],
+                               return_when=asyncio.FIRST_COMPLETED)
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            for w in (writer, up_writer):
+                if w is not None:
+                    w.close()
+            self._tasks.discard(task)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
 
 
 # --- helpers -------------------------------------------------------------------------------
