@@ -1,6 +1,8 @@
 """``faultmesh live`` with two entry replicas on 127.0.0.1: the client's connections are
 spread over both (a connection-level round robin in front of the ``client->gateway#k``
-proxies), and calls.csv says which entry replica served each request. About 6 s."""
+proxies), and calls.csv says which entry replica served each request. With ``--toxiproxy
+URL`` the run uses that server (here a ProxyServer of the test) and deletes its proxies at the
+end. About 10 s."""
 
 from __future__ import annotations
 
@@ -39,3 +41,20 @@ def test_two_entry_replicas_both_serve(tmp_path) -> None:
     assert set(client) == {"0", "1"}
     assert min(client.values()) >= 0.2 * sum(client.values())
     assert all(c["status"] == "200" for c in calls)
+
+
+def test_an_outside_toxiproxy_is_used_and_left_clean(tmp_path) -> None:
+    from chaos.proxy import ProxyServer
+
+    topo = tmp_path / "wide.yaml"
+    topo.write_text(TOPOLOGY.replace("replicas: 2", "replicas: 1"))
+    out = str(tmp_path / "result")
+    with ProxyServer("127.0.0.1", 0, seed=1) as server:
+        proc = subprocess.run([sys.executable, "-m", "faultmesh", "live", str(topo), "--out",
+                               out, "--no-report", "--toxiproxy", server.url],
+                              capture_output=True, text=True, timeout=90)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert server.proxies == {}   # every proxy the run made was deleted
+    with open(os.path.join(out, "calls.csv"), encoding="utf-8", newline="") as fh:
+        edges = {(c["caller"], c["callee"]) for c in csv.DictReader(fh)}
+    assert edges == {("client", "gateway"), ("gateway", "backend")}
