@@ -214,6 +214,14 @@ class LiveRun:
                 raise UsageError(f"--toxiproxy: expected http://HOST:PORT, not "
                                  f"{self.toxiproxy_url!r}")
             APIConsumer.host, APIConsumer.port = parts.hostname, parts.port
+            import toxiproxy
+
+            try:
+                answered = toxiproxy.Toxiproxy().version() is not None
+            except Exception:  # noqa: BLE001 - requests' connection errors and the like
+                answered = False
+            if not answered:
+                raise RunError(f"no Toxiproxy API answers at {parts.hostname}:{parts.port}")
             return
         from chaos.proxy import ProxyServer
 

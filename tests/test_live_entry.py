@@ -58,3 +58,19 @@ def test_an_outside_toxiproxy_is_used_and_left_clean(tmp_path) -> None:
     with open(os.path.join(out, "calls.csv"), encoding="utf-8", newline="") as fh:
         edges = {(c["caller"], c["callee"]) for c in csv.DictReader(fh)}
     assert edges == {("client", "gateway"), ("gateway", "backend")}
+
+
+def test_an_unreachable_toxiproxy_is_an_environment_problem(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    topo = tmp_path / "wide.yaml"
+    topo.write_text(TOPOLOGY)
+    proc = subprocess.run([sys.executable, "-m", "faultmesh", "live", str(topo), "--out",
+                           str(tmp_path / "r"), "--toxiproxy", f"http://127.0.0.1:{port}"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == (f"faultmesh live: no Toxiproxy API answers at "
+                                   f"127.0.0.1:{port}")
