@@ -177,7 +177,6 @@ class LiveRun:
 
     def _load(self) -> tuple[Any, float | None]:
         """Run the load; also returns the load generator's start (Unix time) when known."""
-        import loadtests.runner as runner
         from loadtests import run_load
 
         fronts = [e.listen for e in self.edges_into("client", self.topology.entry)]
@@ -186,22 +185,9 @@ class LiveRun:
             url = f"http://{self._front.start()}"
         else:
             url = f"http://{fronts[0]}"
-        seen: dict[str, Any] = {}
-        original = runner._read_status
-
-        def read_status(path: str) -> dict:
-            status = original(path)
-            seen.update(status)
-            return status
-
-        runner._read_status = read_status  # the load's t0 is in its status file
-        try:
-            result = run_load(self.topology.workload, url, duration=self.duration,
-                              seed=self.seed, out_dir=self.out, web=self.web)
-        finally:
-            runner._read_status = original
-        t0 = getattr(result, "t0", None) or seen.get("t0")
-        return result, (float(t0) if t0 is not None else None)
+        result = run_load(self.topology.workload, url, duration=self.duration,
+                          seed=self.seed, out_dir=self.out, web=self.web)
+        return result, result.t0
 
     # --- starting and stopping -------------------------------------------------------------
     def _start_proxy(self) -> None:

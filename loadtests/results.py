@@ -154,6 +154,7 @@ class LoadResult:
     cpu_usage_max: float | None = None
     partial: bool = False
     seed: int = 0
+    t0: float | None = None   # wall-clock time (time.time()) the load's run time counts from
     out_dir: str | None = None
     web_url: str | None = None
     notes: list[str] = field(default_factory=list)

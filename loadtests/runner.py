@@ -147,6 +147,7 @@ def _result(plan: LoadPlan, spooled: list, status: dict, partial: bool,
         late_share=late / len(lags) if lags else None,
         cpu_share=status.get("cpu_share"), cpu_warning=bool(status.get("cpu_warning")),
         cpu_usage_max=status.get("cpu_usage_max"), partial=partial, seed=plan.seed,
+        t0=float(status["t0"]) if status.get("t0") is not None else None,
         web_url=f"http://127.0.0.1:{plan.web_port}/" if plan.web else None, notes=notes)
 
 

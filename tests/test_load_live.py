@@ -282,3 +282,9 @@ def test_each_request_carries_its_request_id_to_the_service(server):
     result = run_load(wl, server, seed=1, path="/ids")
     answered = {str(r.request_id) for r in result.requests if r.status == 200}
     assert answered and answered <= set(_Handler.request_ids)
+
+
+def test_the_result_says_when_its_clock_started(server):
+    before = time.time()
+    result = run_load(Workload(rate=10, duration=1.0), server, seed=2)
+    assert result.t0 is not None and before <= result.t0 <= time.time()
