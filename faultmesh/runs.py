@@ -11,7 +11,7 @@ from typing import Any
 
 from topologies import Topology, UsageError
 
-__all__ = ["scenario_names", "simulate_run"]
+__all__ = ["scenario_names", "simulate_run", "live_run"]
 
 
 def scenario_names(topology: Topology, scenario: str | None) -> list[str]:
@@ -52,3 +52,17 @@ def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: in
     finish_run(out, report=report)
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 0,
+             duration: float | None = None, report: bool = True,
+             toxiproxy_url: str | None = None, web: bool = False) -> dict[str, Any]:
+    """Run one scenario live (local processes, proxies, Locust) into ``out``; returns the
+    final summary. Interrupted, it writes what it has (``"partial": true``) and raises
+    KeyboardInterrupt."""
+    from chaos.live import LiveRun
+    from faultmesh.commands._finish import finish_run
+
+    LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
+            toxiproxy_url=toxiproxy_url, web=web).run()
+    return finish_run(out, report=report)

@@ -157,3 +157,20 @@ def test_docker_runtime_and_unknown_scenario_are_usage_errors(tmp_path, capsys) 
     assert "docker runtime is not built yet" in capsys.readouterr().err
     assert main(["live", str(topo), "--scenario", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_gate_runs_a_topology_on_the_live_engine(tmp_path, capsys) -> None:
+    """`faultmesh gate TOPOLOGY --engine live` runs the scenario live and judges its SLOs from
+    the live result directory (JUnit names the engine)."""
+    from faultmesh.cli import main
+
+    topo = tmp_path / "two-tier.yaml"
+    topo.write_text(TOPOLOGY.replace("duration: 6s", "duration: 3s"))
+    junit = tmp_path / "slo.xml"
+    code = main(["gate", str(topo), "--engine", "live", "--scenario", "baseline", "--out",
+                 str(tmp_path / "runs"), "--junit", str(junit)])
+    assert code == 0, capsys.readouterr()
+    summary = json.loads((tmp_path / "runs" / "baseline" / "summary.json").read_text())
+    assert summary["engine"] == "live" and summary["slos"][0]["pass"] is True
+    assert "live" in junit.read_text()
+    assert _emulators_of(str(tmp_path)) == []

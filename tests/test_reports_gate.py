@@ -104,13 +104,6 @@ def test_gate_bad_input_exits_2(tmp_path, capsys):
     assert "requests.csv: missing column(s)" in err and "Traceback" not in err
 
 
-def test_gate_live_engine_is_not_built_yet(tmp_path, capsys):
-    topo = tmp_path / "mini.yaml"
-    topo.write_text(PASSING)
-    assert main(["gate", str(topo), "--engine", "live"]) == 2
-    assert "the live engine is not built yet" in capsys.readouterr().err
-
-
 def test_gate_runs_the_simulator_on_a_topology(tmp_path, capsys):
     simulator = pytest.importorskip("simulator")
     if not hasattr(simulator, "simulate"):

@@ -51,10 +51,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def simulate_scenarios(topology_path: str, scenario: str, out: str | None, seed: int,
-                       report: bool = False) -> list[str]:
-    """Run the scenarios of a topology in the simulator; the result directories written."""
+                       report: bool = False, engine: str = "sim") -> list[str]:
+    """Run the scenarios of a topology on an engine (``sim`` or ``live``); the result
+    directories written."""
     import topologies
-    from faultmesh.runs import scenario_names, simulate_run
+    from faultmesh.runs import live_run, scenario_names, simulate_run
 
     topology = topologies.load(topology_path)
     names = scenario_names(topology, scenario)
@@ -62,9 +63,10 @@ def simulate_scenarios(topology_path: str, scenario: str, out: str | None, seed:
     dirs = []
     for name in names:
         directory = os.path.join(out, name)
-        print(f"simulating {topology.name} / {name} (seed {seed}) -> {directory}",
-              file=sys.stderr)
-        simulate_run(topology, name, directory, seed=seed, report=report)
+        print(f"{'simulating' if engine == 'sim' else 'running live'} {topology.name} / {name} "
+              f"(seed {seed}) -> {directory}", file=sys.stderr)
+        run = live_run if engine == "live" else simulate_run
+        run(topology, name, directory, seed=seed, report=report)
         dirs.append(directory)
     return dirs
 
@@ -75,10 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     target = args.target
     if os.path.isfile(target):
-        if args.engine == "live":
-            raise UsageError("the live engine is not built yet; gate with --engine sim, or "
-                             "gate result directories written by `faultmesh live`")
-        dirs = simulate_scenarios(target, args.scenario, args.out, args.seed, args.report)
+        dirs = simulate_scenarios(target, args.scenario, args.out, args.seed, args.report,
+                                  engine=args.engine or "sim")
         outcome = reports.gate(dirs, junit=args.junit)
     else:
         if not os.path.exists(target):

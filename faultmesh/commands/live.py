@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import topologies
-    from faultmesh.commands._finish import finish_run
+    from faultmesh.runs import live_run, scenario_names
     from topologies.errors import UsageError
     from topologies.units import parse_duration
 
@@ -68,22 +68,17 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--duration: must be positive, not {args.duration}")
     topo = topologies.load(args.topology)
     scenario = args.scenario or "baseline"
-    if scenario != "baseline" and scenario not in topo.scenarios:
-        known = ", ".join(["baseline", *topo.scenarios])
-        raise UsageError(f"--scenario {scenario!r}: not defined in {topo.name} (known: {known})")
+    if scenario == "all":
+        raise UsageError("--scenario all: a live run takes one scenario at a time")
+    scenario = scenario_names(topo, scenario)[0]
     out = args.out or os.path.join("results", f"{topo.name}-{scenario}-live")
-
-    from chaos.live import LiveRun
-
-    live = LiveRun(topo, scenario, seed=args.seed, duration=duration, out=out,
-                   toxiproxy_url=args.toxiproxy, web=args.web)
     try:
-        live.run()
+        summary = live_run(topo, scenario, out, seed=args.seed, duration=duration,
+                           report=not args.no_report, toxiproxy_url=args.toxiproxy, web=args.web)
     except KeyboardInterrupt:
         print(f"faultmesh live: interrupted; results so far written to {out}, marked partial",
               file=sys.stderr)
         return 130
-    summary = finish_run(out, report=not args.no_report)
     lat = summary.get("latency") or {}
     avail = summary.get("availability")
     p99 = lat.get("p99")
