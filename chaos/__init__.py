@@ -1,11 +1,12 @@
 """chaos: the live engine — a topology run as real services on this machine, faults injected.
 
-Its core abstraction (being built) is the **live run**: one object built from a topology and a
-scenario that starts every service's replicas as emulator processes or containers, routes every
-dependency edge (caller → callee) through a fault proxy, loads the entry with Locust, applies
-the scenario's faults on schedule and writes the same result directory as the simulator.
+Its core abstraction is the **live run** (:class:`chaos.live.LiveRun`): one object built from a
+topology and a scenario that starts every service's replicas as emulator processes, routes
+every dependency edge (caller → callee) through a fault proxy, loads the entry with Locust,
+applies the scenario's faults on schedule and writes the same result directory as the
+simulator (docs/live.md). Docker containers as replicas are not built yet.
 
-Built so far:
+* :mod:`chaos.live` — the live run and its fault scheduler (``faultmesh live``).
 
 * :mod:`chaos.proxy` — the fault proxy: a Toxiproxy-API-compatible server (``ProxyServer``),
   driven by ``toxiproxy-python`` exactly as a real Toxiproxy is; network faults (``latency``,
@@ -16,4 +17,4 @@ Built so far:
 Importing ``chaos`` imports nothing else; ``import chaos.proxy`` for the server.
 """
 
-__all__ = ["proxy"]
+__all__ = ["emulator", "live", "proxy"]
