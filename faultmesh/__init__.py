@@ -26,11 +26,11 @@ from topologies import (
     override,
 )
 
-from .runs import scenario_names, simulate_run
+from .runs import live_run, scenario_names, simulate_run
 
 __all__ = [
     "FaultmeshError", "RunError", "Topology", "TopologyError", "UsageError",
-    "load", "loads", "override", "dump", "simulate", "simulate_run", "scenario_names",
+    "load", "loads", "override", "dump", "simulate", "simulate_run", "live_run", "scenario_names",
     "load_result", "finalize", "write_report", "gate",
 ]
 
