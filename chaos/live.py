@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from topologies.errors import RunError, UsageError
-from topologies.model import Fault, Topology
+from topologies.model import Call, Fault, ParallelGroup, Topology
 
 __all__ = ["LiveRun", "NETWORK_FAULTS", "EMULATOR_FAULTS", "PROCESS_FAULTS"]
 
@@ -84,6 +84,29 @@ def _order(topology: Topology) -> list[str]:
     from topologies.graph import call_graph
 
     return list(reversed(list(nx.topological_sort(call_graph(topology)))))
+
+
+def answer_time_bound(topology: Topology, floor: float = 2.0, cap: float = 60.0) -> float:
+    """How long the entry may take to answer, bounded from the calls' timeouts and retries
+    (a call without a timeout: its callee's own bound; 1 s of own work per service), within
+    [floor, cap]. The open load gives each user this much room, so slow answers (an LLM's
+    seconds) do not hold the offered rate down (users >> rate x latency)."""
+    memo: dict[str, float] = {}
+
+    def service(name: str) -> float:
+        if name not in memo:
+            total = 1.0
+            for step in topology.services[name].calls:
+                group = step.parallel if isinstance(step, ParallelGroup) else (step,)
+                total += max(call(c) for c in group)
+            memo[name] = total
+        return memo[name]
+
+    def call(c: Call) -> float:
+        tries = c.retry.attempts if c.retry else 1
+        return tries * (c.timeout if c.timeout is not None else service(c.to))
+
+    return min(cap, max(floor, service(topology.entry)))
 
 
 def _callees(topology: Topology, name: str) -> list[str]:
@@ -186,7 +209,8 @@ class LiveRun:
         else:
             url = f"http://{fronts[0]}"
         result = run_load(self.topology.workload, url, duration=self.duration,
-                          seed=self.seed, out_dir=self.out, web=self.web)
+                          seed=self.seed, out_dir=self.out, web=self.web,
+                          headroom=answer_time_bound(self.topology))
         return result, result.t0
 
     # --- starting and stopping -------------------------------------------------------------

@@ -22,7 +22,7 @@ import time
 from topologies.errors import RunError
 from topologies.model import Workload
 
-from .plan import LoadPlan, plan_load
+from .plan import DEFAULT_HEADROOM, LoadPlan, plan_load
 from .results import LoadResult, quantile, read_spool
 
 __all__ = ["run_load", "run_plan"]
@@ -38,17 +38,21 @@ LATE = 0.010
 def run_load(workload: Workload, target_url: str, *, duration: float | None = None,
              seed: int = 0, out_dir: str | None = None, web: bool = False,
              web_port: int = 8089, path: str = "/",
-             request_timeout: float | None = None) -> LoadResult:
+             request_timeout: float | None = None,
+             headroom: float = DEFAULT_HEADROOM) -> LoadResult:
     """Offer ``workload`` to ``target_url`` with Locust and record every request.
 
     ``duration`` overrides the workload's; ``seed`` fixes every user's random stream;
     ``out_dir`` receives ``requests.csv`` and ``load.json``; ``web`` serves Locust's web UI
     on ``127.0.0.1:web_port`` for the length of the run (which still ends by itself).
+    ``headroom`` (open load): seconds of answer time a user can wait without falling behind
+    its schedule — give it the p99 latency you expect; users = peak rate x headroom.
     Raises ``UsageError`` for bad arguments and ``RunError`` when the load process cannot
     run (the web port taken, the child failing).
     """
     plan = plan_load(workload, target_url, duration=duration, seed=seed, path=path,
-                     request_timeout=request_timeout, web=web, web_port=web_port)
+                     request_timeout=request_timeout, web=web, web_port=web_port,
+                     headroom=headroom)
     return run_plan(plan, out_dir=out_dir)
 
 

@@ -174,3 +174,17 @@ def test_gate_runs_a_topology_on_the_live_engine(tmp_path, capsys) -> None:
     assert summary["engine"] == "live" and summary["slos"][0]["pass"] is True
     assert "live" in junit.read_text()
     assert _emulators_of(str(tmp_path)) == []
+
+
+def test_open_load_gives_users_room_for_the_slowest_answer() -> None:
+    """users >> rate x latency: the load's headroom is bounded from the calls' timeouts and
+    retries, so an LLM path (30 s x 2 tries) gets the cap, a fast topology the floor."""
+    import topologies
+    from chaos.live import answer_time_bound
+
+    rag = topologies.load(os.path.join(os.path.dirname(__file__), "..", "topologies",
+                                       "rag-chat.yaml"))
+    assert answer_time_bound(rag) == 60.0
+    two_tier = topologies.loads(TOPOLOGY)
+    assert answer_time_bound(two_tier) == 1.0 + 2.0  # gateway 1 s + backend via 2 s timeout
+    assert answer_time_bound(two_tier, cap=2.5) == 2.5

@@ -99,6 +99,10 @@ class HttpServer:
                     break
         except (TimeoutError, OSError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # shutdown cancels open connections; ending quietly spares Python 3.11's stream
+            # callback, which would log the cancelled task as an unhandled exception
+            pass
         finally:
             self._writers.discard(writer)
             self._tasks.discard(task)
