@@ -11,13 +11,13 @@ the kill; no emulator process of the run is left. About 10 s.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from live_helpers import emulators_of, rows
 
 TOPOLOGY = """\
 version: 1
@@ -44,23 +44,8 @@ scenarios:
 """
 
 
-def _emulators_of(out: str) -> list[str]:
-    """Command lines of live emulator processes whose arguments mention ``out``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "chaos.emulator" in cmd and out in cmd:
-            found.append(cmd)
-    return found
 
 
-def _rows(path: str) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +63,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str]:
 def test_faults_ran_in_their_windows(run: tuple[int, str, str]) -> None:
     rc, output, out = run
     assert rc == 0, output
-    faults = {f["type"]: f for f in _rows(os.path.join(out, "faults.csv"))}
+    faults = {f["type"]: f for f in rows(os.path.join(out, "faults.csv"))}
     assert set(faults) == {"errors", "kill", "pause"}
     win = {k: (float(f["start"]), float(f["end"])) for k, f in faults.items()}
     assert 0.9 <= win["errors"][0] <= 1.4 and 0.9 <= win["errors"][1] - win["errors"][0] <= 1.2
@@ -86,7 +71,7 @@ def test_faults_ran_in_their_windows(run: tuple[int, str, str]) -> None:
     assert 4.4 <= win["pause"][0] <= 4.9 and 0.4 <= win["pause"][1] - win["pause"][0] <= 0.7
     assert json.loads(faults["errors"]["parameters"]) == {"rate": 0.5, "status": 503}
 
-    requests = _rows(os.path.join(out, "requests.csv"))
+    requests = rows(os.path.join(out, "requests.csv"))
     e0, e1 = win["errors"]
     failed_503 = [float(r["start"]) for r in requests if r["status"] == "503"]
     assert len(failed_503) >= 5
@@ -106,13 +91,13 @@ def test_faults_ran_in_their_windows(run: tuple[int, str, str]) -> None:
 def test_killed_replica_restarts_and_is_counted(run: tuple[int, str, str]) -> None:
     rc, output, out = run
     assert rc == 0, output
-    kill = next(f for f in _rows(os.path.join(out, "faults.csv")) if f["type"] == "kill")
+    kill = next(f for f in rows(os.path.join(out, "faults.csv")) if f["type"] == "kill")
     k1 = float(kill["end"])
-    calls = _rows(os.path.join(out, "calls.csv"))
+    calls = rows(os.path.join(out, "calls.csv"))
     after = [c for c in calls if c["callee"] == "backend" and c["replica"] == "0"
              and float(c["start"]) > k1 + 0.1 and c["status"] == "200"]
     assert after, "the restarted replica served no call"
-    ts = _rows(os.path.join(out, "timeseries.csv"))
+    ts = rows(os.path.join(out, "timeseries.csv"))
     backend = {int(r["t"]): int(r["replicas"]) for r in ts if r["service"] == "backend"}
     assert backend[0] == 2 and 1 in backend.values()
-    assert _emulators_of(out) == []
+    assert emulators_of(out) == []

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+from live_helpers import emulators_of
+
 TOPOLOGY = """\
 version: 1
 name: stopped
@@ -26,17 +28,6 @@ services:
 """
 
 
-def _emulators_of(out: str) -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "chaos.emulator" in cmd and out in cmd:
-            found.append(cmd)
-    return found
 
 
 def test_ctrl_c_writes_a_partial_result_and_leaves_nothing(tmp_path) -> None:
@@ -71,4 +62,4 @@ def test_ctrl_c_writes_a_partial_result_and_leaves_nothing(tmp_path) -> None:
     with open(os.path.join(out, "timeseries.csv"), encoding="utf-8", newline="") as fh:
         ts = list(csv.DictReader(fh))
     assert ts and max(int(r["t"]) for r in ts) < summary["duration"] + 1
-    assert _emulators_of(out) == []
+    assert emulators_of(out) == []

@@ -12,11 +12,12 @@ notes). About 12 s.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
+
+from live_helpers import rows
 
 TOPOLOGY = """\
 version: 1
@@ -45,9 +46,6 @@ scenarios:
 """
 
 
-def _rows(path: str) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_network_faults_map_to_toxics(tmp_path) -> None:
@@ -61,9 +59,9 @@ def test_network_faults_map_to_toxics(tmp_path) -> None:
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
         assert json.load(fh)["notes"] == []
     win = {f["type"]: (float(f["start"]), float(f["end"]))
-           for f in _rows(os.path.join(out, "faults.csv"))}
+           for f in rows(os.path.join(out, "faults.csv"))}
     assert list(win) == ["down", "bandwidth", "timeout", "reset_peer", "partition"]
-    calls = [c for c in _rows(os.path.join(out, "calls.csv")) if c["callee"] == "backend"]
+    calls = [c for c in rows(os.path.join(out, "calls.csv")) if c["callee"] == "backend"]
 
     def failures(kind: str, error: str, replica: str | None = None) -> list[dict[str, str]]:
         a, b = win[kind]

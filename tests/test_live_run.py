@@ -11,7 +11,6 @@ no emulator process of the run is left afterwards. About 10 s.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import statistics
@@ -19,6 +18,7 @@ import subprocess
 import sys
 
 import pytest
+from live_helpers import emulators_of, rows
 
 from faultmesh.cli import main
 
@@ -57,25 +57,8 @@ COLUMNS = {
 }
 
 
-def _rows(path: str) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
-def _emulators_of(out: str) -> list[str]:
-    """Command lines of live emulator processes whose arguments mention ``out``."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "chaos.emulator" in cmd and out in cmd:
-            found.append(cmd)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +94,10 @@ def test_live_run_writes_the_result_directory(run: tuple[int, str, str]) -> None
     assert set(summary["cost"]["by_service"]) == {"gateway", "backend"}
     assert summary["cost"]["total"] > 0
     assert summary["services"]["backend"]["calls"] > 0
-    calls = _rows(os.path.join(out, "calls.csv"))
+    calls = rows(os.path.join(out, "calls.csv"))
     edges = {(c["caller"], c["callee"]) for c in calls}
     assert edges == {("client", "gateway"), ("gateway", "backend")}
-    ts = _rows(os.path.join(out, "timeseries.csv"))
+    ts = rows(os.path.join(out, "timeseries.csv"))
     assert {r["service"] for r in ts} == {"gateway", "backend"}
     assert all(r["replicas"] == "1" for r in ts)
 
@@ -122,14 +105,14 @@ def test_live_run_writes_the_result_directory(run: tuple[int, str, str]) -> None
 def test_the_fault_slows_requests_in_its_actual_window(run: tuple[int, str, str]) -> None:
     rc, output, out = run
     assert rc == 0, output
-    faults = _rows(os.path.join(out, "faults.csv"))
+    faults = rows(os.path.join(out, "faults.csv"))
     assert len(faults) == 1
     f = faults[0]
     assert (f["type"], f["target"]) == ("latency", "backend")
     start, end = float(f["start"]), float(f["end"])
     assert 1.9 <= start <= 2.4 and 1.9 <= end - start <= 2.2
     assert json.loads(f["parameters"])["latency"] == pytest.approx(0.2)
-    reqs = [r for r in _rows(os.path.join(out, "requests.csv")) if r["ok"] in ("True", "1")]
+    reqs = [r for r in rows(os.path.join(out, "requests.csv")) if r["ok"] in ("True", "1")]
     during = [float(r["latency"]) for r in reqs
               if float(r["start"]) >= start + 0.05 and float(r["end"]) <= end]
     steady = [float(r["latency"]) for r in reqs if float(r["start"]) >= 1.0
@@ -147,7 +130,7 @@ def test_finalize_reads_it_and_nothing_is_left(run: tuple[int, str, str]) -> Non
     assert rc == 0, output
     summary = reports.finalize(out)
     assert [s["pass"] for s in summary["slos"]] == [True]
-    assert _emulators_of(out) == []
+    assert emulators_of(out) == []
 
 
 def test_docker_runtime_and_unknown_scenario_are_usage_errors(tmp_path, capsys) -> None:
@@ -173,7 +156,7 @@ def test_gate_runs_a_topology_on_the_live_engine(tmp_path, capsys) -> None:
     summary = json.loads((tmp_path / "runs" / "baseline" / "summary.json").read_text())
     assert summary["engine"] == "live" and summary["slos"][0]["pass"] is True
     assert "live" in junit.read_text()
-    assert _emulators_of(str(tmp_path)) == []
+    assert emulators_of(str(tmp_path)) == []
 
 
 def test_open_load_gives_users_room_for_the_slowest_answer() -> None:
