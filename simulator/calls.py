@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from topologies.model import Call
-from topologies.policies import Backoff, Breaker, RetryBudget
+from topologies.policies import Backoff, Breaker, RetryBudget, retry_wait
 
 from .errors import (
     E_CIRCUIT_OPEN,
@@ -140,12 +140,9 @@ class CallExecutor:
                 breaker.record(env.now, st == 200)
             if st == 200:
                 return st, er
-            if retry is None or n >= retry.attempts or retry_class(st, er) not in retry.on:
+            wait = retry_wait(retry, e.backoff, budget, n, retry_class(st, er))
+            if wait is None:
                 break
-            if not budget.allow_retry():
-                break
-            budget.retries += 1
-            wait = e.backoff.wait(n) if e.backoff is not None else 0.0
             if wait > 0:
                 yield env.timeout(wait)
             n += 1

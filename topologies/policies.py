@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from topologies.model import CircuitBreaker, RetryPolicy
 
-__all__ = ["Backoff", "RetryBudget", "Breaker", "TokenBucket"]
+__all__ = ["Backoff", "RetryBudget", "Breaker", "TokenBucket", "retry_wait"]
 
 
 class Backoff:
@@ -66,6 +66,19 @@ class RetryBudget:
 
     def allow_retry(self) -> bool:
         return self.budget is None or self.retries + 1 <= self.budget * self.calls
+
+
+def retry_wait(policy: RetryPolicy | None, backoff: Backoff | None, budget: RetryBudget,
+               attempt: int, failure: str | None) -> float | None:
+    """After attempt number ``attempt`` failed with retry class ``failure``: the wait before
+    the next attempt, or None to give up (no policy, attempts used up, a class the policy
+    does not retry, or the edge's budget spent). A retry granted counts against the budget."""
+    if policy is None or attempt >= policy.attempts or failure not in policy.on:
+        return None
+    if not budget.allow_retry():
+        return None
+    budget.retries += 1
+    return backoff.wait(attempt) if backoff is not None else 0.0
 
 
 class Breaker:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from topologies.model import Call
 from topologies.outcomes import retry_class
-from topologies.policies import Backoff, Breaker, RetryBudget
+from topologies.policies import Backoff, Breaker, RetryBudget, retry_wait
 
 from .client import HttpClient, Refused, Reset
 from .log import CsvLog
@@ -102,13 +102,9 @@ class Edge:
                 breaker.record(time.monotonic(), out.ok)
             if out.ok:
                 return out
-            if retry is None or n >= retry.attempts or retry_class(out.status, out.error) \
-                    not in retry.on:
+            wait = retry_wait(retry, self.backoff, budget, n, retry_class(out.status, out.error))
+            if wait is None:
                 break
-            if not budget.allow_retry():
-                break
-            budget.retries += 1
-            wait = self.backoff.wait(n) if self.backoff is not None else 0.0
             if wait > 0:
                 await asyncio.sleep(wait)
             n += 1
