@@ -16,6 +16,7 @@ import numpy as np
 
 from topologies.errors import UsageError
 from topologies.model import Distribution
+from topologies.sampling import block_sampler
 
 __all__ = ["Streams", "BLOCK"]
 
@@ -57,33 +58,10 @@ class Streams:
 
     def sampler(self, dist: Distribution, purpose: str) -> Callable[[], float]:
         """A function returning draws of ``dist`` (seconds or token counts)."""
-        k = dist.kind
-        if k == "constant":
-            value = float(dist.value or 0.0)
-            return lambda: value
-        gen = self.generator(purpose)
-        if k == "exponential":
-            mean = float(dist.mean or 0.0)
-            return _Block(lambda n: gen.exponential(mean, n))
-        if k == "lognormal":
-            mu, sigma = dist.lognormal_params()
-            return _Block(lambda n: gen.lognormal(mu, sigma, n))
-        if k == "gamma":
-            mean, cv = float(dist.mean or 0.0), float(dist.cv or 0.0)
-            if cv == 0:
-                return lambda: mean
-            shape = 1.0 / cv**2
-            return _Block(lambda n: gen.gamma(shape, mean / shape, n))
-        if k == "uniform":
-            low, high = float(dist.low or 0.0), float(dist.high or 0.0)
-            return _Block(lambda n: gen.uniform(low, high, n))
-        if k == "empirical":
-            samples = np.asarray(dist.samples or (), dtype=float)
-            if samples.size == 0:
-                where = dist.file or "inline"
-                raise UsageError(f"empirical distribution without samples ({where})")
-            return _Block(lambda n: gen.choice(samples, n))
-        raise UsageError(f"unknown distribution kind {k!r}")
+        if dist.kind == "constant" or (dist.kind == "gamma" and not dist.cv):
+            value = float((dist.value if dist.kind == "constant" else dist.mean) or 0.0)
+            return lambda: value  # no stream: nothing random to draw
+        return _Block(block_sampler(dist, self.generator(purpose)))
 
     def tokens(self, dist: Distribution, purpose: str) -> Callable[[], int]:
         """A function returning whole token counts (at least 1) drawn from ``dist``."""
