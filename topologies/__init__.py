@@ -10,7 +10,8 @@ every unit converted to base units (seconds, per second, bytes, fractions).
   across records in ``references.py``).
 * ``override(topology, {"services.llm.replicas": "4"})`` returns a re-validated copy.
 * ``dump(topology)`` writes the resolved topology back to YAML (it loads to an equal model).
-* ``policies.py`` says what retries, budgets, breakers and rate limits do, for both engines.
+* ``policies.py``, ``outcomes.py`` and ``sampling.py`` say what retries, budgets, breakers,
+  rate limits, attempt outcomes and distributions mean, once for both engines.
 * ``graph.py`` holds the networkx analysis: call graph, reachability, depth, fan-out, failure
   sources; ``draw.py`` draws it.
 * ``json_schema()`` describes the file format for editors.
