@@ -53,7 +53,7 @@ class Edge:
 
     __slots__ = ("caller", "caller_index", "site", "callee", "call", "timeout", "p",
                  "request_size",
-                 "degrade", "retry", "budget", "breaker", "backoff", "net", "plain", "proc",
+                 "degrade", "retry", "budget", "breaker", "uniform", "net", "plain", "proc",
                  "short_circuited")
 
     def __init__(self, caller: str, caller_index: int, callee: ServiceRuntime, call: Call,
@@ -68,9 +68,10 @@ class Edge:
         self.request_size = call.request_size
         self.degrade = call.fallback == "degrade"
         self.retry = call.retry if call.retry is not None and call.retry.attempts > 1 else None
-        self.budget = RetryBudget(self.retry.budget if self.retry else None)
+        self.budget = RetryBudget(self.retry.budget if self.retry else None,
+                                  self.retry.budget_window if self.retry else 10.0)
         self.breaker = Breaker(call.circuit_breaker) if call.circuit_breaker else None
-        self.backoff = Backoff(call.retry, uniform) if call.retry else None
+        self.uniform = uniform    # the edge's jitter draws; each call has its own Backoff
         self.net: NetState | None = None
         self.proc = False
         self.plain = False
@@ -127,6 +128,7 @@ class CallExecutor:
         breaker = e.breaker
         retry = e.retry
         budget = e.budget
+        backoff = Backoff(retry, e.uniform) if retry is not None else None
         n = 1
         while True:
             if breaker is not None and not breaker.allow(env.now):
@@ -134,13 +136,13 @@ class CallExecutor:
                 st, er = 0, E_CIRCUIT_OPEN
                 break
             if n == 1:
-                budget.calls += 1
+                budget.record_call(env.now)
             st, er = yield from self.attempt(e, rid, parent, n)
             if breaker is not None:
                 breaker.record(env.now, st == 200)
             if st == 200:
                 return st, er
-            wait = retry_wait(retry, e.backoff, budget, n, retry_class(st, er))
+            wait = retry_wait(retry, backoff, budget, n, retry_class(st, er), env.now)
             if wait is None:
                 break
             if wait > 0:

@@ -19,6 +19,7 @@ __all__ = [
     "Workload",
     "RetryPolicy",
     "CircuitBreaker",
+    "OutlierDetection",
     "Call",
     "ParallelGroup",
     "Step",
@@ -163,6 +164,7 @@ class Workload:
     think: Distribution | None = None
     duration: float = 300.0
     warmup: float = 0.0
+    timeout: float = 60.0
 
     def rate_at(self, t: float) -> float:
         """The open-model arrival rate at time ``t`` (linear between profile points)."""
@@ -190,6 +192,7 @@ class RetryPolicy:
     jitter: str = "full"
     on: tuple[str, ...] = RETRY_CLASSES
     budget: float | None = None
+    budget_window: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,15 @@ class CircuitBreaker:
 
 
 @dataclass(frozen=True)
+class OutlierDetection:
+    """Per caller and edge: ``consecutive_failures`` failed attempts in a row to one callee
+    replica eject it from the caller's balancer for ``ejection`` seconds (Envoy's pattern)."""
+
+    consecutive_failures: int = 5
+    ejection: float = 30.0
+
+
+@dataclass(frozen=True)
 class Call:
     """One dependency call a service makes while handling a request (one edge of the graph)."""
 
@@ -211,6 +223,7 @@ class Call:
     timeout: float | None = None
     retry: RetryPolicy | None = None
     circuit_breaker: CircuitBreaker | None = None
+    outlier_detection: OutlierDetection | None = None
     fallback: Literal["fail", "degrade"] = "fail"
     p: float = 1.0
     request_size: float = 1024.0
@@ -228,7 +241,7 @@ Step = Call | ParallelGroup
 
 @dataclass(frozen=True)
 class LLMStep:
-    """Time of one decode step: ``base + per_sequence * batch size``."""
+    """Fixed costs of one iteration: ``base`` plus ``per_sequence`` per decoding sequence."""
 
     base: float = 0.02
     per_sequence: float = 0.0005
@@ -243,6 +256,7 @@ class LLMConfig:
     output_tokens: Distribution = Distribution("constant", value=150.0)
     prefill_per_token: float = 0.0002
     step: LLMStep = LLMStep()
+    max_batched_tokens: int = 2048
 
 
 @dataclass(frozen=True)

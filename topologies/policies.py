@@ -1,6 +1,7 @@
 """What the model's resilience policies mean, as small state machines both engines run:
-retry backoff and jitter, retry budgets, circuit breakers on one edge, and the token-bucket
-rate limit of a service.
+retry backoff and jitter (state per call), retry budgets over a sliding window, circuit
+breakers on one edge, outlier detection (ejecting a failing replica from a caller's balancer)
+and the token-bucket rate limit of a service.
 
 They live here, engine-free (time is passed in, randomness comes from a draw function the
 engine seeds), so the simulator and the live emulator apply the same rules.
@@ -11,18 +12,25 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from topologies.model import CircuitBreaker, RetryPolicy
+from topologies.model import CircuitBreaker, OutlierDetection, RetryPolicy
 
-__all__ = ["Backoff", "RetryBudget", "Breaker", "TokenBucket", "retry_wait"]
+__all__ = ["Backoff", "RetryBudget", "Breaker", "OutlierDetector", "TokenBucket", "retry_wait",
+           "BUDGET_FLOOR"]
+
+#: Retries per second a budgeted edge may always make, whatever its traffic (Finagle's
+#: ``minRetriesPerSec`` idea, smaller): a quiet edge can still retry now and then.
+BUDGET_FLOOR = 1.0
 
 
 class Backoff:
-    """The waits between the attempts of one call under a retry policy.
+    """The waits between the attempts of ONE call under a retry policy (a new Backoff per
+    call: jitter state is never shared between calls).
 
     ``constant`` waits ``base``, ``linear`` ``base * n``, ``exponential`` ``base * 2**(n-1)``
-    before retry ``n``, each capped at ``max``; jitter then spreads the wait: ``full`` draws
-    it uniformly in [0, d], ``equal`` in [d/2, d], ``decorrelated`` in [base, 3 x previous]
-    (capped at ``max``), ``none`` keeps d.
+    before retry ``n``, each capped at ``max``: that is d. Jitter then spreads the wait:
+    ``full`` draws it uniformly in [0, d], ``equal`` in [d/2, d], ``decorrelated`` in
+    [d, 3 x the previous wait of this call] (the first previous wait being ``base``; capped
+    at ``max``), so the backoff curve is its floor; ``none`` keeps d.
     """
 
     __slots__ = ("policy", "uniform", "previous")
@@ -48,36 +56,63 @@ class Backoff:
         if j == "equal":
             return d / 2 + self.uniform() * d / 2
         if j == "decorrelated":
-            hi = max(p.base, self.previous * 3)
-            self.previous = min(p.max, p.base + self.uniform() * (hi - p.base))
+            hi = max(d, self.previous * 3)
+            self.previous = min(p.max, d + self.uniform() * (hi - d))
             return self.previous
         return d
 
 
 class RetryBudget:
-    """Retries on an edge may not exceed ``budget`` x the calls made on that edge."""
+    """Retries on an edge may not exceed ``budget`` x the first attempts made on that edge
+    over the last ``window`` seconds, plus a floor of :data:`BUDGET_FLOOR` retries per second
+    (a sliding window: healthy traffic long ago banks nothing). No budget: always allowed."""
 
-    __slots__ = ("budget", "calls", "retries")
+    __slots__ = ("budget", "window", "floor", "calls", "retries", "_calls", "_retries")
 
-    def __init__(self, budget: float | None):
+    def __init__(self, budget: float | None, window: float = 10.0,
+                 floor: float = BUDGET_FLOOR):
         self.budget = budget
-        self.calls = 0
+        self.window = window
+        self.floor = floor * window
+        self.calls = 0       # totals over the run (for reports)
         self.retries = 0
+        self._calls: deque[float] = deque()
+        self._retries: deque[float] = deque()
 
-    def allow_retry(self) -> bool:
-        return self.budget is None or self.retries + 1 <= self.budget * self.calls
+    def record_call(self, now: float) -> None:
+        """A first attempt went out on the edge at ``now``."""
+        self.calls += 1
+        if self.budget is not None:
+            self._calls.append(now)
+
+    def allow_retry(self, now: float) -> bool:
+        """May a retry go out at ``now``? (Counts it when it may.)"""
+        if self.budget is None:
+            self.retries += 1
+            return True
+        horizon = now - self.window
+        calls, retries = self._calls, self._retries
+        while calls and calls[0] <= horizon:
+            calls.popleft()
+        while retries and retries[0] <= horizon:
+            retries.popleft()
+        if len(retries) + 1 > self.budget * len(calls) + self.floor:
+            return False
+        retries.append(now)
+        self.retries += 1
+        return True
 
 
 def retry_wait(policy: RetryPolicy | None, backoff: Backoff | None, budget: RetryBudget,
-               attempt: int, failure: str | None) -> float | None:
-    """After attempt number ``attempt`` failed with retry class ``failure``: the wait before
-    the next attempt, or None to give up (no policy, attempts used up, a class the policy
-    does not retry, or the edge's budget spent). A retry granted counts against the budget."""
+               attempt: int, failure: str | None, now: float) -> float | None:
+    """After attempt number ``attempt`` of a call failed with retry class ``failure`` at
+    ``now``: the wait before the next attempt, or None to give up (no policy, attempts used
+    up, a class the policy does not retry, or the edge's budget spent). A retry granted
+    counts against the budget. ``backoff`` is the call's own (one per call)."""
     if policy is None or attempt >= policy.attempts or failure not in policy.on:
         return None
-    if not budget.allow_retry():
+    if not budget.allow_retry(now):
         return None
-    budget.retries += 1
     return backoff.wait(attempt) if backoff is not None else 0.0
 
 
@@ -146,6 +181,45 @@ class Breaker:
         self.outcomes.clear()
         self.failures = 0
         self.opened += 1
+
+
+class OutlierDetector:
+    """Outlier detection on one edge as a caller keeps it (Envoy's consecutive failures):
+    ``consecutive_failures`` failed attempts in a row to one callee replica eject it from the
+    caller's balancer for ``ejection`` seconds; a success resets its count. Replicas are
+    named by any hashable key. The balancer never ejects every replica: when all candidates
+    are ejected it picks among all of them (Envoy's panic mode)."""
+
+    __slots__ = ("spec", "failures", "ejected_until", "ejections")
+
+    def __init__(self, spec: OutlierDetection):
+        self.spec = spec
+        self.failures: dict[object, int] = {}
+        self.ejected_until: dict[object, float] = {}
+        self.ejections = 0
+
+    def ejected(self, key: object, now: float) -> bool:
+        until = self.ejected_until.get(key)
+        return until is not None and now < until
+
+    def record(self, key: object, now: float, ok: bool) -> None:
+        """Count the outcome of an attempt sent to replica ``key``."""
+        if ok:
+            self.failures[key] = 0
+            return
+        n = self.failures.get(key, 0) + 1
+        if n >= self.spec.consecutive_failures:
+            self.ejected_until[key] = now + self.spec.ejection
+            self.ejections += 1
+            n = 0
+        self.failures[key] = n
+
+    def keep(self, candidates: list, key: Callable[[object], object], now: float) -> list:
+        """The candidates not ejected now (all of them when every one is)."""
+        if not self.ejected_until:
+            return candidates
+        kept = [c for c in candidates if not self.ejected(key(c), now)]
+        return kept or candidates
 
 
 class TokenBucket:

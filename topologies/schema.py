@@ -29,6 +29,7 @@ from .model import (
     Gpu,
     LLMConfig,
     LLMStep,
+    OutlierDetection,
     ParallelGroup,
     RatePoint,
     RetryPolicy,
@@ -94,6 +95,8 @@ WORKLOAD = Record(Workload, {
     "think": Field(LATENCY, "closed model: think time between a user's requests"),
     "duration": Field(duration(lo_open=True), "how long the workload runs"),
     "warmup": Field(duration(), "excluded from summary statistics"),
+    "timeout": Field(duration(lo_open=True), "the client gives up on a request after this "
+                                             "(504, client_timeout)"),
 }, check=_check_workload, finish=_fill_think)
 
 # ---------------------------------------------------------------- calls
@@ -113,6 +116,7 @@ RETRY = Record(RetryPolicy, {
     "jitter": Field(Enum(JITTERS)),
     "on": Field(ListOf(Enum(RETRY_CLASSES)), "failure classes that are retried"),
     "budget": Field(FRACTION, "retries stay below this share of calls on the edge"),
+    "budget_window": Field(duration(lo_open=True), "the sliding window the budget counts over"),
 }, check=_check_retry)
 
 BREAKER = Record(CircuitBreaker, {
@@ -124,11 +128,17 @@ BREAKER = Record(CircuitBreaker, {
     "half_open_calls": Field(whole(1)),
 })
 
+OUTLIER = Record(OutlierDetection, {
+    "consecutive_failures": Field(whole(1), "failed attempts in a row that eject a replica"),
+    "ejection": Field(duration(lo_open=True), "how long an ejected replica is skipped"),
+})
+
 CALL = Record(Call, {
     "to": Field(TEXT, "the called service", required=True),
     "timeout": Field(duration(lo_open=True, nullable=True), "the caller abandons after this"),
     "retry": Field(RETRY),
     "circuit_breaker": Field(BREAKER),
+    "outlier_detection": Field(OUTLIER, "eject a replica that keeps failing from the balancer"),
     "fallback": Field(Enum(("fail", "degrade")), "on final failure"),
     "p": Field(FRACTION, "probability the call is made at all"),
     "request_size": Field(SIZE, "bytes sent (for bandwidth faults)"),
@@ -153,15 +163,25 @@ class StepKind(Kind):
 
 # ---------------------------------------------------------------- services
 
+def _check_llm(c: LLMConfig, raw: Any) -> list[tuple[str, str]]:
+    if c.max_batched_tokens < c.max_batch:
+        return [("max_batched_tokens", f"max_batched_tokens ({c.max_batched_tokens}) must be at "
+                 f"least max_batch ({c.max_batch}): every decoding sequence takes one token")]
+    return []
+
+
 LLM = Record(LLMConfig, {
     "max_batch": Field(whole(1), "sequences decoding together per replica"),
     "prompt_tokens": Field(TOKENS),
     "output_tokens": Field(TOKENS),
-    "prefill_per_token": Field(duration(), "prefill time = prompt tokens x this"),
+    "prefill_per_token": Field(duration(), "GPU time per prompt token, inside iterations"),
     "step": Field(Record(LLMStep, {"base": Field(duration()),
                                    "per_sequence": Field(duration())}),
-                  "one decode step = base + per_sequence x batch size"),
-})
+                  "one iteration = base + per_sequence x decoding sequences "
+                  "+ prefill_per_token x prompt tokens in it"),
+    "max_batched_tokens": Field(whole(1), "tokens one iteration may process (decodes take one "
+                                          "each, prompt chunks fill the rest)"),
+}, check=_check_llm)
 GPU = Record(Gpu, {"type": Field(TEXT), "count": Field(whole(1))})
 
 

@@ -64,8 +64,9 @@ class Edge:
         self._next = 0
         retry = call.retry
         self.retry = retry if retry is not None and retry.attempts > 1 else None
-        self.budget = RetryBudget(self.retry.budget if self.retry else None)
-        self.backoff = Backoff(retry, jitter) if retry is not None else None
+        self.budget = RetryBudget(self.retry.budget if self.retry else None,
+                                  self.retry.budget_window if self.retry else 10.0)
+        self.jitter = jitter
         self.breaker = Breaker(call.circuit_breaker) if call.circuit_breaker else None
         self.short_circuited = 0
 
@@ -89,6 +90,7 @@ class Edge:
     async def run(self, request_id: str, index: int, body: bytes) -> Outcome:
         """The call: attempts under breaker, timeout, retries, budget; then the fallback."""
         breaker, retry, budget = self.breaker, self.retry, self.budget
+        backoff = Backoff(retry, self.jitter) if retry is not None else None  # this call's own
         n = 1
         while True:
             if breaker is not None and not breaker.allow(time.monotonic()):
@@ -96,13 +98,14 @@ class Edge:
                 out = Outcome(0, "circuit_open")
                 break
             if n == 1:
-                budget.calls += 1
+                budget.record_call(time.monotonic())
             out = await self.attempt(request_id, index, n, body)
             if breaker is not None:
                 breaker.record(time.monotonic(), out.ok)
             if out.ok:
                 return out
-            wait = retry_wait(retry, self.backoff, budget, n, retry_class(out.status, out.error))
+            wait = retry_wait(retry, backoff, budget, n, retry_class(out.status, out.error),
+                              time.monotonic())
             if wait is None:
                 break
             if wait > 0:
