@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import simpy
 
+from topologies.metering import BusyMeter
 from topologies.model import Service
 from topologies.policies import TokenBucket
 
@@ -54,20 +55,22 @@ class Workers:
     the others wait in arrival order. (A lean stand-in for ``simpy.Resource``: taking a free
     worker costs no event, and a released worker is handed straight to the next waiter.)"""
 
-    __slots__ = ("env", "capacity", "count", "queue")
+    __slots__ = ("env", "capacity", "count", "queue", "meter")
 
-    def __init__(self, env: simpy.Environment, capacity: int):
+    def __init__(self, env: simpy.Environment, capacity: int, meter: BusyMeter | None = None):
         if capacity < 1:
             raise ValueError(f"capacity: must be at least 1, not {capacity}")
         self.env = env
         self.capacity = capacity
         self.count = 0
         self.queue: deque[simpy.Event] = deque()
+        self.meter = meter if meter is not None else BusyMeter(env.now)
 
     def acquire(self) -> simpy.Event | None:
         """Take a worker: None if one was free, else an event that fires when one is."""
         if self.count < self.capacity:
             self.count += 1
+            self.meter.change(self.env.now, +1)
             return None
         ev = simpy.Event(self.env)
         self.queue.append(ev)
@@ -79,6 +82,7 @@ class Workers:
             self.queue.popleft().succeed()
         else:
             self.count -= 1
+            self.meter.change(self.env.now, -1)
 
 
 class Replica:
@@ -113,7 +117,7 @@ class Replica:
         spec = self.service.spec
         env = self.env
         self.slots = simpy.Resource(env, spec.concurrency) if spec.concurrency else None
-        self.workers = Workers(env, spec.workers)
+        self.workers = Workers(env, spec.workers, self.service.busy_meter)
         self.active = 0
         self.inflight = {}
         if spec.llm is not None and self.service.engine_factory is not None:
@@ -158,6 +162,11 @@ class ServiceRuntime:
         self.fault_status = 500
         self.killable = False
         self.work_done = 0.0     # worker-seconds (or sequence-seconds) of finished own work
+        # integrated over time (topologies.metering): busy units (workers doing own work, or
+        # LLM sequences holding a batch place) and serving replicas, for utilization and the
+        # autoscaler; a killed replica's busy units leave the meter at the kill
+        self.busy_meter = BusyMeter(env.now)
+        self.ready_meter = BusyMeter(env.now)
         self.answered_ok = 0
         self.answered_error = 0
         capacity = spec.llm.max_batch if spec.llm is not None else spec.workers
@@ -177,6 +186,7 @@ class ServiceRuntime:
     def refresh(self) -> None:
         """Rebuild the list the balancer picks from."""
         self.serving = [r for r in self.replicas if r.serving and r.alive and not r.stopped]
+        self.ready_meter.set(self.env.now, len(self.serving))
 
     def running(self) -> list[Replica]:
         """Replicas that exist (starting, serving or restarting) and cost money."""

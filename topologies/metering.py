@@ -1,6 +1,7 @@
-"""Busy time as both engines measure it: a level (busy workers, or sequences in an LLM
-batch) integrated over time, so an interval's utilization is the busy unit-seconds that fell
-inside it, not the work that happened to finish in it.
+"""Busy time as both engines measure it: a level (busy workers, sequences in an LLM batch,
+ready replicas) integrated over time, so an interval's utilization is the busy unit-seconds
+that fell inside it, not the work that happened to finish in it. Readers (the timeseries
+monitor, the autoscaler) each keep the last total they saw and take differences.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ __all__ = ["BusyMeter"]
 
 
 class BusyMeter:
-    """The time integral of a level that changes by steps (clock values are passed in)."""
+    """The running time integral of a level that changes by steps (clock values passed in)."""
 
     __slots__ = ("level", "_area", "_last")
 
-    def __init__(self, now: float = 0.0) -> None:
-        self.level = 0
+    def __init__(self, now: float = 0.0, level: int = 0) -> None:
+        self.level = level
         self._area = 0.0
         self._last = now
 
@@ -24,9 +25,10 @@ class BusyMeter:
         self._last = now
         self.level += delta
 
-    def take(self, now: float) -> float:
-        """Unit-seconds busy since the last take (or the start), up to ``now``."""
-        area = self._area + self.level * (now - self._last)
-        self._area = 0.0
-        self._last = now
-        return area
+    def set(self, now: float, level: int) -> None:
+        """The level is ``level`` from ``now`` on."""
+        self.change(now, level - self.level)
+
+    def total(self, now: float) -> float:
+        """Unit-seconds accumulated from the start up to ``now``."""
+        return self._area + self.level * (now - self._last)
