@@ -1,24 +1,28 @@
-"""Continuous batching: how an LLM server replica generates tokens for many requests.
+"""Continuous batching with chunked prefill: how an LLM server replica serves many requests.
 
-A replica holds at most ``max_batch`` sequences (one per request being generated); others
-wait in arrival order and join as soon as a place frees. A joining sequence is prefilled
-for ``prompt_tokens x prefill_per_token`` seconds, which emits its first token (time to first
-token, ttft, is measured from the start of the call attempt). Every later token is one decode
-step of the replica: at each step, every decoding sequence gets one token and the step takes
-``step.base + step.per_sequence x batch size`` seconds, the batch size being the number of
-sequences decoding in that step. A prefilled sequence joins the decoding batch at the next
-step boundary; finished sequences leave at once and free their place. Prefill runs beside
-decoding (as with chunked prefill) rather than stalling it.
+One process per replica runs the iterations that :mod:`topologies.batching` plans (the same
+scheduler the emulator drives on the real clock). In each iteration every decoding sequence
+gets one token and the rest of the ``max_batched_tokens`` budget goes to prompt chunks, in
+admission order; at most ``max_batch`` sequences hold a place (prefilling or decoding), the
+others wait in arrival order. An iteration lasts ``step.base + step.per_sequence x decoding
+sequences + prefill_per_token x prompt tokens in it``, times the service's ``slow`` factor as
+it stands when the iteration starts, plus any time the replica spends paused during it.
+
+The iteration that finishes a prompt emits that request's first token: ttft is measured from
+the start of the caller's attempt (queueing for a place and for the budget included); tpot is
+the mean gap between later tokens. A sequence leaves, freeing its place, at the end of the
+iteration that produced its last token. Its cost is the sequence-seconds it held a place, at
+the service's price per busy second; the service's busy meter counts the places held.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 
 import simpy
 
+from topologies.batching import IterationScheduler, Sequence
 from topologies.model import LLMConfig
 
 from .recorder import Recorder
@@ -27,21 +31,17 @@ from .replica import Replica, thaw
 __all__ = ["BatchEngine"]
 
 
-class _Sequence:
-    __slots__ = ("cid", "prompt", "output", "left", "admitted", "first", "done")
+class _Seq(Sequence):
+    __slots__ = ("cid", "done")
 
     def __init__(self, cid: int, prompt: int, output: int, done: simpy.Event):
+        super().__init__(prompt, output)
         self.cid = cid
-        self.prompt = prompt
-        self.output = output
-        self.left = output
-        self.admitted = 0.0
-        self.first = math.nan
         self.done = done
 
 
 class BatchEngine:
-    """The continuous-batching scheduler of one LLM server replica."""
+    """The iteration loop of one LLM server replica."""
 
     def __init__(self, env: simpy.Environment, replica: Replica, config: LLMConfig,
                  rec: Recorder, prompt_tokens: Callable[[], int],
@@ -52,101 +52,84 @@ class BatchEngine:
         self.rec = rec
         self.prompt_tokens = prompt_tokens
         self.output_tokens = output_tokens
-        self.waiting: deque[_Sequence] = deque()
-        self.members: list[_Sequence] = []     # holding a batch place (prefill or decode)
-        self.running: list[_Sequence] = []     # decoding
-        self.joining: list[_Sequence] = []     # prefilled, joining at the next step
+        self.scheduler = IterationScheduler(config)
         self.dead = False
         self._wake: simpy.Event | None = None
         self.process = env.process(self._loop())
 
+    @property
+    def waiting(self):
+        """Requests waiting for a place, in arrival order."""
+        return self.scheduler.waiting
+
+    @property
+    def members(self) -> list[Sequence]:
+        """Sequences holding a place (prefilling or decoding)."""
+        return self.scheduler.members()
+
+    @property
+    def batch(self) -> int:
+        """How many sequences hold a place now (the timeseries ``batch``)."""
+        return self.scheduler.batch
+
     def generate(self, cid: int):
         """Generate the answer of attempt ``cid``; returns 200, or 0 if the replica died."""
-        seq = _Sequence(cid, self.prompt_tokens(), self.output_tokens(), self.env.event())
-        if len(self.members) < self.config.max_batch:
-            self._admit(seq)
-        else:
-            self.waiting.append(seq)
+        if self.dead:
+            return 0
+        seq = _Seq(cid, self.prompt_tokens(), self.output_tokens(), self.env.event())
+        self.scheduler.add(seq)
+        wake = self._wake
+        if wake is not None and not wake.triggered:
+            wake.succeed()
         return (yield seq.done)
 
     def stop(self) -> None:
         """The replica crashed: the engine stops and its sequences are lost."""
         self.dead = True
-        for s in list(self.waiting) + self.members:
+        held = self.scheduler.batch
+        if held:
+            self.replica.service.busy_meter.change(self.env.now, -held)
+        for s in self.scheduler.drop_all():
             if not s.done.triggered:
                 s.done.succeed(0)
-        self.waiting.clear()
-        self.members, self.running, self.joining = [], [], []
         if self.process.is_alive:
             self.process.interrupt("killed")
 
-    def _admit(self, seq: _Sequence) -> None:
-        seq.admitted = self.env.now
-        self.members.append(seq)
-        self.env.process(self._prefill(seq))
-
-    def _prefill(self, seq: _Sequence):
-        env = self.env
-        t0 = env.now
-        yield env.timeout(seq.prompt * self.config.prefill_per_token * self.replica.service.slow)
-        yield from self._thaw(t0)
-        if self.dead:
-            return
-        seq.first = env.now
-        seq.left = seq.output - 1
-        if seq.left <= 0:
-            self._finish(seq, env.now)
-            return
-        self.joining.append(seq)
-        if self._wake is not None and not self._wake.triggered:
-            self._wake.succeed()
-
     def _loop(self):
         env = self.env
-        step = self.config.step
-        rep = self.replica
-        svc = rep.service
+        sched = self.scheduler
+        svc = self.replica.service
+        meter = svc.busy_meter
         try:
             while True:
-                if self.joining:
-                    self.running.extend(self.joining)
-                    self.joining = []
-                if not self.running:
+                it = sched.plan(env.now)
+                if it is None:
                     self._wake = env.event()
                     yield self._wake
                     self._wake = None
                     continue
                 t0 = env.now
-                batch = len(self.running)
-                yield env.timeout((step.base + step.per_sequence * batch) * svc.slow)
-                yield from self._thaw(t0)
+                if it.admitted:
+                    meter.change(t0, len(it.admitted))
+                yield env.timeout(it.duration * svc.slow)
+                if self.replica.pauses:
+                    yield from thaw(env, self.replica, t0)
                 now = env.now
-                still = []
-                for s in self.running:
-                    s.left -= 1
-                    if s.left <= 0:
+                _, finished = sched.complete(it, now)
+                if finished:
+                    meter.change(now, -len(finished))
+                    for s in finished:
                         self._finish(s, now)
-                    else:
-                        still.append(s)
-                self.running = still
         except simpy.Interrupt:
             return
 
-    def _thaw(self, t0: float):
-        """Work that ran across a pause of the replica ends later by the frozen time."""
-        if self.replica.pauses:
-            yield from thaw(self.env, self.replica, t0)
-
-    def _finish(self, s: _Sequence, now: float) -> None:
+    def _finish(self, s: _Seq, now: float) -> None:
         rec = self.rec
         svc = self.replica.service
-        ttft = s.first - rec.c_start[s.cid]
-        tpot = (now - s.first) / (s.output - 1) if s.output > 1 else math.nan
-        rec.llm[s.cid] = (ttft, tpot, s.output)
+        rec.llm[s.cid] = (s.first - rec.c_start[s.cid],
+                          (now - s.first) / (s.output - 1) if s.output > 1 else math.nan,
+                          s.output)
         seconds = now - s.admitted
         svc.work_done += seconds
         rec.c_cost[s.cid] += seconds * svc.price_per_busy_second
-        self.members.remove(s)
         s.done.succeed(200)
-        if self.waiting and len(self.members) < self.config.max_batch:
-            self._admit(self.waiting.popleft())

@@ -165,6 +165,7 @@ LLM = """
         kind: llm
         llm:
           max_batch: {max_batch}
+          max_batched_tokens: {budget}
           prompt_tokens: {{dist: constant, value: 1000}}
           output_tokens: {{dist: constant, value: 11}}
           prefill_per_token: 0.2ms
@@ -173,23 +174,28 @@ LLM = """
 
 
 def test_llm_single_sequence_ttft_and_tpot():
-    """One user: ttft = 1000 x 0.2 ms = 200 ms; each of the 10 later tokens is one step of
-    20 + 1 x 1 ms, so tpot = 21 ms and latency = 0.2 + 10 x 0.021 = 0.41 s (exact)."""
-    r = simulator.simulate(topo(LLM.format(users=1, max_batch=8)), seed=0)
+    """One user: the prompt fits one iteration of 20 ms + 1000 x 0.2 ms, so ttft = 220 ms;
+    each of the 10 later tokens is one iteration of 20 + 1 x 1 ms, so tpot = 21 ms and
+    latency = 0.22 + 10 x 0.021 = 0.43 s (exact)."""
+    r = simulator.simulate(topo(LLM.format(users=1, max_batch=8, budget=2048)), seed=0)
     c = r.calls.dropna(subset=["ttft"])
-    assert c["ttft"].to_numpy() == pytest.approx(0.2)
+    assert c["ttft"].to_numpy() == pytest.approx(0.22)
     assert c["tpot"].to_numpy() == pytest.approx(0.021)
     assert (c["output_tokens"] == 11).all()
-    assert r.summary["latency"]["mean"] == pytest.approx(0.41)
+    assert r.summary["latency"]["mean"] == pytest.approx(0.43)
 
 
 def test_llm_continuous_batching_step_time_grows_with_batch_and_caps_at_max_batch():
-    """Four users arriving together decode as one batch: tpot = 20 + 4 x 1 = 24 ms. With
-    max_batch 2, two wait a whole generation (0.2 + 10 x 0.022 = 0.42 s) for a place."""
-    r = simulator.simulate(topo(LLM.format(users=4, max_batch=8)), seed=0)
+    """Four users arriving together, with a budget that holds their 4000 prompt tokens: one
+    prefill iteration of 20 + 4000 x 0.2 = 820 ms, then they decode as one batch with
+    tpot = 20 + 4 x 1 = 24 ms. With max_batch 2, the first two are prefilled together
+    (20 + 2000 x 0.2 = 420 ms) and decode in steps of 22 ms; the other two wait that whole
+    generation (0.42 + 10 x 0.022 = 0.64 s) for a place, then their own 420 ms prefill."""
+    r = simulator.simulate(topo(LLM.format(users=4, max_batch=8, budget=4096)), seed=0)
+    assert r.calls["ttft"].dropna().to_numpy() == pytest.approx(0.82)
     assert r.calls["tpot"].dropna().to_numpy() == pytest.approx(0.024)
-    r2 = simulator.simulate(topo(LLM.format(users=4, max_batch=2)), seed=0)
+    r2 = simulator.simulate(topo(LLM.format(users=4, max_batch=2, budget=4096)), seed=0)
     first4 = r2.calls.sort_values("start").head(4)
     ttft = sorted(first4["ttft"])
-    assert ttft[:2] == pytest.approx([0.2, 0.2])
-    assert ttft[2:] == pytest.approx([0.42 + 0.2] * 2)
+    assert ttft[:2] == pytest.approx([0.42, 0.42])
+    assert ttft[2:] == pytest.approx([0.64 + 0.42] * 2)
