@@ -33,10 +33,12 @@ def test_llm_ttft_and_tpot_follow_prefill_and_step_times(tmp_path):
         assert 0.1 <= float(headers["X-Faultmesh-Ttft"]) <= 0.14
         assert 0.025 <= float(headers["X-Faultmesh-Tpot"]) <= 0.035
         assert headers["X-Faultmesh-Output-Tokens"] == "11"
-        # four at once decode together: steps of 20 + 5 x 4 = 40 ms
+        # four at once decode together: steps of 20 + 5 x 4 = 40 ms; one that arrived
+        # before the others also waits for the iteration prefilling their prompts, at most
+        # (20 + 5 + 300 x 1 ms + 9 x 40 ms) / 10 = 68.5 ms
         answers = burst(reps["llm"][0].port, 4, 4)
-        tpots = [float(a[1]["X-Faultmesh-Tpot"]) for a in answers]
-        assert all(0.035 <= t <= 0.05 for t in tpots), tpots
+        tpots = sorted(float(a[1]["X-Faultmesh-Tpot"]) for a in answers)
+        assert 0.035 <= tpots[0] <= 0.05 and tpots[-1] <= 0.075, tpots
         send(reps["app"][0].port)
         reps["app"][0].stop()
     (row,) = read_calls(tmp_path / "app-0.csv")

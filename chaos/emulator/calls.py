@@ -141,8 +141,13 @@ class Edge:
         finally:
             self.in_flight[i] -= 1
         end = time.time() - self.epoch
+        # ttft from this attempt's start: the callee says how long before its answer the
+        # first token came out (older callees send only their own ttft)
+        age = _num(headers.get("x-faultmesh-first-token-age"))
+        ttft = max(0.0, end - start - age) if age is not None \
+            else _num(headers.get("x-faultmesh-ttft"))
         self.log.add((request_id, self.caller, self.call.to, i, n, start, end, out.status,
-                      int(out.ok), out.error, _num(headers.get("x-faultmesh-ttft")),
+                      int(out.ok), out.error, ttft,
                       _num(headers.get("x-faultmesh-tpot")),
                       headers.get("x-faultmesh-output-tokens", ""), index))
         return out

@@ -1,126 +1,117 @@
-"""Continuous batching of one LLM server replica, on the real clock.
+"""Continuous batching with chunked prefill of one LLM server replica, on the real clock.
 
-The same model as the simulator's (docs/simulation.md, LLM): at most ``max_batch`` sequences
-hold a place, others wait in arrival order. A sequence admitted to a place is prefilled for
-``prompt_tokens x prefill_per_token`` seconds, which emits its first token; it then joins the
-decoding batch at the next step boundary. One batch loop task runs the decode steps: each
-step gives every decoding sequence one token and lasts ``step.base + step.per_sequence x
-batch size``. A finished sequence leaves at once and frees its place. Prefill runs beside
-decoding (chunked-prefill style). ``slow`` multiplies prefill and step times (the ``slow``
-fault).
+The same model as the simulator's (docs/simulation.md, LLM), from the same scheduler,
+:mod:`topologies.batching`: one loop task runs the replica's iterations. In each iteration
+every decoding sequence gets one token and the rest of the ``max_batched_tokens`` budget goes
+to prompt chunks, in admission order; at most ``max_batch`` sequences hold a place
+(prefilling or decoding), the others wait in arrival order. An iteration sleeps ``step.base +
+step.per_sequence x decoding sequences + prefill_per_token x prompt tokens in it``, times the
+``slow`` factor read when the iteration starts (so a ``slow`` fault also stretches requests
+already generating), as work time (:func:`.clock.work_sleep`: a pause of the process extends
+it). The iteration that finishes a prompt emits the request's first token; the sequence leaves
+its place at the end of the iteration that produced its last token.
+
+A :class:`Generation` records when its first token came out, so the replica can tell the
+caller how long before the answer that was, and the caller measures ttft from its own attempt
+start, as the simulator does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+import math
+from collections.abc import Callable
 
+from topologies.batching import IterationScheduler, Sequence
 from topologies.model import LLMConfig
+
+from .clock import work_sleep
 
 __all__ = ["Generation", "BatchEngine"]
 
 
-class Generation:
-    """What one request's generation took: time to first token, time per output token."""
+class Generation(Sequence):
+    """One request's generation. After it is done: ``ttft`` (from the ``generate`` call, as
+    this replica sees it), ``tpot`` (mean gap between later tokens; NaN for one token),
+    ``output`` tokens, and ``first`` (the loop time of the first token)."""
 
-    __slots__ = ("output", "left", "first", "ttft", "tpot", "done")
+    __slots__ = ("done", "started", "ttft", "tpot")
 
-    def __init__(self, output: int, done: asyncio.Future[None]) -> None:
-        self.output = output
-        self.left = output - 1
-        self.first = 0.0
-        self.ttft = 0.0
-        self.tpot = 0.0
+    def __init__(self, prompt: int, output: int, done: asyncio.Future[None],
+                 started: float) -> None:
+        super().__init__(prompt, output)
         self.done = done
+        self.started = started
+        self.ttft = math.nan
+        self.tpot = math.nan
 
 
 class BatchEngine:
-    """The continuous-batching scheduler of one LLM replica (a decode-step loop task)."""
+    """The iteration loop of one LLM replica; ``slow()`` gives the current slow factor."""
 
-    def __init__(self, config: LLMConfig) -> None:
+    def __init__(self, config: LLMConfig, slow: Callable[[], float] = lambda: 1.0) -> None:
         self.config = config
-        self.slow = 1.0
-        self.members = 0                       # holding a place (prefill or decode)
-        self.waiting: deque[asyncio.Future[None]] = deque()
-        self.running: list[Generation] = []
-        self.joining: list[Generation] = []
+        self.slow = slow
+        self.scheduler = IterationScheduler(config)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def batch(self) -> int:
-        """Sequences decoding now."""
-        return len(self.running)
+        """Sequences holding a place now (prefilling or decoding), as the simulator counts."""
+        return self.scheduler.batch
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a place."""
+        return len(self.scheduler.waiting)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        """Stop the loop; generations still in progress are cancelled."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for gen in self.scheduler.drop_all():
+            assert isinstance(gen, Generation)
+            gen.done.cancel()
 
     async def generate(self, prompt: int, output: int) -> Generation:
-        """Generate ``output`` tokens after a ``prompt``; ttft is from this call's start."""
+        """Generate ``output`` tokens after a ``prompt``."""
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        if self.members >= self.config.max_batch:
-            place = loop.create_future()
-            self.waiting.append(place)
-            try:
-                await place
-            except asyncio.CancelledError:
-                if place in self.waiting:
-                    self.waiting.remove(place)
-                elif place.done() and not place.cancelled():
-                    self._free()  # the place was handed over just before the cancel
-                raise
-        else:
-            self.members += 1
-        gen = Generation(max(1, output), loop.create_future())
+        gen = Generation(prompt, output, loop.create_future(), loop.time())
+        self.scheduler.add(gen)
+        self._wake.set()
         try:
-            await asyncio.sleep(prompt * self.config.prefill_per_token * self.slow)
-            gen.first = loop.time()
-            gen.ttft = gen.first - t0
-            if gen.left > 0:
-                self.joining.append(gen)
-                self._wake.set()
-                await gen.done
-                gen.tpot = (loop.time() - gen.first) / (gen.output - 1)
-        finally:
-            if gen in self.joining:
-                self.joining.remove(gen)
-            if gen in self.running:
-                self.running.remove(gen)
-            self._free()
+            await gen.done
+        except asyncio.CancelledError:
+            self.scheduler.remove(gen)  # the caller went away: its place frees
+            raise
         return gen
 
-    def _free(self) -> None:
-        while self.waiting:
-            place = self.waiting.popleft()
-            if not place.done():
-                place.set_result(None)  # the place passes to the next waiter
-                return
-        self.members -= 1
-
     async def _loop(self) -> None:
-        step = self.config.step
+        loop = asyncio.get_running_loop()
+        sched = self.scheduler
         while True:
-            if not self.running and not self.joining:
+            it = sched.plan(loop.time())
+            if it is None:
                 self._wake.clear()
                 await self._wake.wait()
-            self.running.extend(self.joining)
-            self.joining.clear()
-            await asyncio.sleep((step.base + step.per_sequence * len(self.running)) * self.slow)
-            still = []
-            for gen in self.running:
-                gen.left -= 1
-                if gen.left <= 0:
-                    if not gen.done.done():
-                        gen.done.set_result(None)
-                else:
-                    still.append(gen)
-            self.running = still
+                continue
+            await work_sleep(it.duration * self.slow())
+            now = loop.time()
+            first, finished = sched.complete(it, now)
+            for gen in first:
+                assert isinstance(gen, Generation)
+                gen.ttft = now - gen.started
+            for gen in finished:
+                assert isinstance(gen, Generation)
+                if gen.output > 1:
+                    gen.tpot = (now - gen.first) / (gen.output - 1)
+                if not gen.done.done():
+                    gen.done.set_result(None)

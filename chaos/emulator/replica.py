@@ -67,7 +67,8 @@ class ReplicaServer:
         self.workers = asyncio.Semaphore(spec.workers)
         self.slots_free = spec.concurrency
         self.slot_waiters: deque[asyncio.Future[None]] = deque()
-        self.engine = BatchEngine(spec.llm) if spec.llm is not None else None
+        self.engine = BatchEngine(spec.llm, lambda: self.faults.slow) \
+            if spec.llm is not None else None
         if spec.llm is not None:
             self._prompt = self._tokens("prompt", spec.llm.prompt_tokens)
             self._output = self._tokens("output", spec.llm.output_tokens)
@@ -163,6 +164,9 @@ class ReplicaServer:
         size = self.spec.response_size
         if llm is not None:
             headers["X-Faultmesh-Ttft"] = f"{llm[0]:.6f}"
+            # the caller measures ttft from its attempt start: answer time minus this age
+            age = asyncio.get_running_loop().time() - llm[3]
+            headers["X-Faultmesh-First-Token-Age"] = f"{age:.6f}"
             headers["X-Faultmesh-Tpot"] = f"{llm[1]:.6f}"
             headers["X-Faultmesh-Output-Tokens"] = str(llm[2])
             if size is None:
@@ -171,7 +175,8 @@ class ReplicaServer:
         return Response(out.status if out.status else 502, body,
                         "application/octet-stream", headers)
 
-    async def _serve(self, rid: str) -> tuple[Outcome, tuple[float, float, int] | None]:
+    async def _serve(self, rid: str
+                     ) -> tuple[Outcome, tuple[float, float, int, float] | None]:
         fault = self.faults.errors
         if fault is not None and self._fault_uniform() < fault[0]:
             return Outcome(fault[1], "injected"), None
@@ -187,9 +192,8 @@ class ReplicaServer:
                 await self._work(d)
             llm = None
             if self.engine is not None:
-                self.engine.slow = self.faults.slow
                 gen = await self.engine.generate(self._prompt(), self._output())
-                llm = (gen.ttft, gen.tpot, gen.output)
+                llm = (gen.ttft, gen.tpot, gen.output, gen.first)
             if self.spec.error_rate and self._uniform() < self.spec.error_rate:
                 return Outcome(500, "error"), llm
             return await self._calls(rid), llm
