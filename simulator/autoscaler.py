@@ -1,23 +1,21 @@
-"""Autoscaling: every ``interval`` the autoscaler of a service compares its metric with the
-target and sets the replica count between ``min`` and ``max``, like a Kubernetes HPA.
+"""Autoscaling: the simulator's clock and replicas around the shared decision rule
+(:class:`topologies.scaling.ScalingRule`, the same rule the live engine runs).
 
-``utilization`` is the busy share of the ready replicas' workers (for an LLM server, of their
-batch places) over the last interval; ``queue`` is the number of waiting requests per ready
-replica now. The wanted count is ``ceil(ready x metric / target)``. New replicas cost money
-from their start but serve only after ``cold_start``. Scaling down follows Kubernetes' scale-down
-stabilization window of ``cooldown`` seconds: the count only drops to the highest count wanted
-over the last ``cooldown`` (the starting count counts as wanted at time 0), so a fresh
-deployment is not shrunk before ``cooldown`` has passed and a dip does not cause flapping.
-Replicas still starting are stopped first.
+Every ``interval`` the autoscaler of a service reads the service's meters — busy
+unit-seconds (:attr:`ServiceRuntime.busy_meter`: workers doing their own work, or LLM
+sequences holding a batch place) and ready replica-seconds
+(:attr:`ServiceRuntime.ready_meter`) — whose differences over the interval give its
+utilization, or the requests waiting on the serving replicas for the ``queue`` metric. New
+replicas cost money from their start but serve only after ``cold_start``; replicas are
+stopped gracefully (no new requests, those in flight finish), the starting ones first.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from typing import TYPE_CHECKING
 
 from topologies.model import Autoscale
+from topologies.scaling import ScalingRule, stop_order
 
 if TYPE_CHECKING:
     from .engine import Simulation
@@ -29,32 +27,18 @@ __all__ = ["autoscaler"]
 def autoscaler(sim: Simulation, svc: ServiceRuntime, spec: Autoscale):
     """The autoscaler process of one service."""
     env = sim.env
-    last_work = svc.work_done
-    wanted_history: deque[tuple[float, int]] = deque([(env.now, len(svc.running()))])
+    now = env.now
+    rule = ScalingRule(spec, svc.capacity, now, len(svc.running()),
+                       svc.busy_meter.total(now), svc.ready_meter.total(now))
     while True:
         yield env.timeout(spec.interval)
-        ready = len(svc.serving)
+        now = env.now
         running = svc.running()
-        if spec.metric == "queue":
-            metric = sum(r.queued() for r in svc.serving) / max(1, ready)
-        else:
-            metric = (svc.work_done - last_work) / (svc.capacity * max(1, ready) * spec.interval)
-        last_work = svc.work_done
-        if ready == 0:
-            wanted = len(running)
-        else:
-            wanted = math.ceil(ready * metric / spec.target - 1e-9)
-        wanted = min(spec.max, max(spec.min, wanted))
-        wanted_history.append((env.now, wanted))
-        while len(wanted_history) > 1 and wanted_history[0][0] <= env.now - spec.cooldown:
-            wanted_history.popleft()
-        if wanted > len(running):
-            for _ in range(wanted - len(running)):
-                sim.start_replica(svc, ready_after=spec.cold_start)
-            continue
-        stable = max(w for _, w in wanted_history)
-        if stable < len(running):
-            starting = [r for r in running if not r.serving]
-            order = starting[::-1] + [r for r in running if r.serving][::-1]
-            for rep in order[: len(running) - stable]:
-                sim.stop_replica(rep)
+        target = rule.decide(now, ready=len(svc.serving), running=len(running),
+                             busy_total=svc.busy_meter.total(now),
+                             ready_total=svc.ready_meter.total(now),
+                             queued=sum(r.queued() for r in svc.serving))
+        for _ in range(target - len(running)):
+            sim.start_replica(svc, ready_after=spec.cold_start)
+        for rep in stop_order(running, lambda r: r.serving)[: max(0, len(running) - target)]:
+            sim.stop_replica(rep)
