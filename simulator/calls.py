@@ -23,10 +23,18 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from topologies.model import Call
-from topologies.policies import Backoff, Breaker, RetryBudget, retry_wait
+from topologies.policies import (
+    Backoff,
+    Breaker,
+    OutlierDetector,
+    RetryBudget,
+    outlier_ok,
+    retry_wait,
+)
 
 from .errors import (
     E_CIRCUIT_OPEN,
+    E_DEGRADED,
     E_ERROR,
     E_INJECTED,
     E_QUEUE_TIMEOUT,
@@ -48,12 +56,17 @@ __all__ = ["Edge", "CallExecutor"]
 Outcome = tuple[int, int]   # (status, error code)
 
 
+def _replica_index(rep: Replica) -> int:
+    return rep.index
+
+
 class Edge:
     """One dependency edge ``caller->callee`` as it runs: the call spec and its policy state."""
 
     __slots__ = ("caller", "caller_index", "site", "callee", "call", "timeout", "p",
                  "request_size",
                  "degrade", "retry", "budget", "breaker", "uniform", "net", "plain", "proc",
+                 "outlier", "cut",
                  "short_circuited")
 
     def __init__(self, caller: str, caller_index: int, callee: ServiceRuntime, call: Call,
@@ -72,6 +85,11 @@ class Edge:
                                   self.retry.budget_window if self.retry else 10.0)
         self.breaker = Breaker(call.circuit_breaker) if call.circuit_breaker else None
         self.uniform = uniform    # the edge's jitter draws; each call has its own Backoff
+        self.outlier = OutlierDetector(call.outlier_detection) if call.outlier_detection \
+            else None
+        # fired by a down / reset_peer / timeout fault at its start, to reach the attempts
+        # already open on the edge (None: no such fault targets it)
+        self.cut: simpy.Event | None = None
         self.net: NetState | None = None
         self.proc = False
         self.plain = False
@@ -83,9 +101,10 @@ class Edge:
 
     def finalise(self, caller_killable: bool) -> None:
         """Decide how attempts run: own process (timeout, killable ends) or inline."""
-        self.proc = self.timeout is not None or caller_killable or self.callee.killable
+        self.proc = self.timeout is not None or caller_killable or self.callee.killable \
+            or self.cut is not None
         self.plain = not self.proc and self.retry is None and self.breaker is None \
-            and not self.degrade
+            and not self.degrade and self.outlier is None
 
 
 class CallExecutor:
@@ -106,7 +125,7 @@ class CallExecutor:
 
     def _ended(self, e: Edge, cid: int, status: int, error: int) -> None:
         """Record the end of attempt ``cid`` and count the callee's answer."""
-        self.rec.call_end(cid, self.env.now, status, error)
+        self.rec.call_end(cid, self.env.now, status, error if status != 200 else 0)
         if status == 200:
             e.callee.answered_ok += 1
         else:
@@ -149,8 +168,7 @@ class CallExecutor:
                 yield env.timeout(wait)
             n += 1
         if e.degrade:
-            self.rec.r_degraded[rid] = 1
-            return 200, 0
+            return 200, E_DEGRADED   # the caller's answer carries it up (if it is used)
         return st, er
 
     def attempt(self, e: Edge, rid: int, parent: int, n: int):
@@ -158,17 +176,45 @@ class CallExecutor:
         env = self.env
         rec = self.rec
         cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, n, env.now, e.site)
-        if e.proc:
-            p = env.process(self.deliver(e, rid, cid))
-            if e.timeout is not None:
-                yield p | env.timeout(e.timeout)
-                st, er = p.value if p.triggered else (504, E_TIMEOUT)
+        try:
+            if e.proc:
+                p = env.process(self.deliver(e, rid, cid))
+                tmo = env.timeout(e.timeout) if e.timeout is not None else None
+                cut = e.cut
+                waiting: simpy.Event = p
+                if tmo is not None:
+                    waiting = waiting | tmo
+                if cut is not None:
+                    waiting = waiting | cut
+                yield waiting
+                if p.triggered:
+                    st, er = p.value
+                elif tmo is not None and tmo.processed:   # (a Timeout is "triggered" at once)
+                    st, er = 504, E_TIMEOUT
+                else:
+                    assert cut is not None
+                    st, er = yield from self._cut_off(cut.value, tmo)
             else:
-                st, er = yield p
-        else:
-            st, er = yield from self.deliver(e, rid, cid)
+                st, er = yield from self.deliver(e, rid, cid)
+        except simpy.Interrupt:
+            rec.call_end(cid, env.now, 0, E_RESET)   # the calling replica was killed
+            raise
         self._ended(e, cid, st, er)
+        if e.outlier is not None and rec.c_replica[cid] >= 0:
+            e.outlier.record(rec.c_replica[cid], env.now, outlier_ok(st))
         return st, er
+
+    def _cut_off(self, how: float | None, tmo: simpy.Event | None):
+        """An open attempt whose connection a network fault just cut: reset at once
+        (``how`` None: down, reset_peer), or hanging (``how`` seconds; infinite until the
+        fault's end) until the caller's timeout or the connection's close (reset)."""
+        if how is None:
+            return 0, E_RESET
+        hang = self._wait(how)
+        yield hang if tmo is None else hang | tmo
+        if tmo is not None and tmo.processed and not hang.processed:
+            return 504, E_TIMEOUT
+        return 0, E_RESET
 
     # -- an attempt: network, rate limit, balancer, replica ------------------------------
 
@@ -194,10 +240,15 @@ class CallExecutor:
                 yield env.timeout(delay)
         if svc.bucket is not None and not svc.bucket.take(env.now):
             return 429, E_RATE_LIMITED
-        rep = svc.pick()
+        if e.outlier is not None:
+            rep = svc.pick(e.outlier.keep(svc.candidates, _replica_index, env.now))
+        else:
+            rep = svc.pick()
         if rep is None:
             return 0, E_REFUSED
         self.rec.c_replica[cid] = rep.index
+        if not rep.alive:
+            return 0, E_REFUSED     # a crashed replica refuses until it serves again
         if rep.partitioned_until > env.now:
             yield self._wait(rep.partitioned_until - env.now)
             return 0, E_RESET
@@ -212,6 +263,9 @@ class CallExecutor:
                 rep.inflight.pop(proc, None)
         else:
             st, er = yield from self.handle(svc, rep, rid, cid)
+        if rep.partitioned_until > env.now:   # cut off while working: the answer is lost
+            yield self._wait(rep.partitioned_until - env.now)
+            return 0, E_RESET
         net = e.net
         if net is not None and net.bandwidth:
             size = svc.spec.response_bytes(self.rec.llm.get(cid, (0.0, 0.0, 0))[2])
@@ -251,9 +305,19 @@ class CallExecutor:
                 if draw is not None:
                     d = draw() * svc.slow
                     workers = rep.workers
+                    if slots is None and svc.queue_limit is not None \
+                            and workers.count >= workers.capacity \
+                            and len(workers.queue) >= svc.queue_limit:
+                        return 503, E_REJECTED    # no concurrency: queue bounds the workers'
                     w = workers.acquire()
                     if w is not None:
-                        yield w   # interrupted here only by a kill, which discards the pool
+                        if slots is None and svc.queue_timeout is not None:
+                            yield w | env.timeout(svc.queue_timeout)
+                            if not w.triggered:
+                                workers.cancel(w)
+                                return 503, E_QUEUE_TIMEOUT
+                        else:
+                            yield w   # interrupted only by a kill, which empties the queue
                     try:
                         t0 = env.now
                         yield env.timeout(d)
@@ -269,6 +333,7 @@ class CallExecutor:
                         return 0, E_RESET
                 if spec.error_rate and self.uniforms[svc.name]() < spec.error_rate:
                     return 500, E_ERROR
+                degraded = False
                 for step in self.steps[svc.name]:
                     if step.__class__ is tuple:
                         st, er = yield from self._parallel(svc, step, rid, cid)
@@ -282,6 +347,9 @@ class CallExecutor:
                         crep = callee.pick()
                         if crep is None:
                             st, er = 0, E_REFUSED
+                        elif not crep.alive:
+                            rec.c_replica[ccid] = crep.index
+                            st, er = 0, E_REFUSED
                         elif crep.partitioned_until > env.now:
                             rec.c_replica[ccid] = crep.index
                             yield self._wait(crep.partitioned_until - env.now)
@@ -289,7 +357,10 @@ class CallExecutor:
                         else:
                             rec.c_replica[ccid] = crep.index
                             st, er = yield from self.handle(callee, crep, rid, ccid)
-                        rec.call_end(ccid, env.now, st, er)
+                            if crep.partitioned_until > env.now:
+                                yield self._wait(crep.partitioned_until - env.now)
+                                st, er = 0, E_RESET
+                        rec.call_end(ccid, env.now, st, er if st != 200 else 0)
                         if st == 200:
                             callee.answered_ok += 1
                         else:
@@ -298,9 +369,11 @@ class CallExecutor:
                         st, er = yield from self.call(step, rid, cid)
                     if st != 200:
                         return (st if st else 502), er
+                    if er == E_DEGRADED:
+                        degraded = True
                 if rep.paused_until > env.now:
                     yield from self._frozen(rep)
-                return 200, 0
+                return (200, E_DEGRADED) if degraded else (200, 0)
             finally:
                 if slot is not None:
                     slots.release(slot)
@@ -312,15 +385,30 @@ class CallExecutor:
         ends when all have ended and fails with the first failed call in group order."""
         env = self.env
         uniform = self.uniforms[svc.name]
-        procs = [env.process(self.call(e, rid, cid)) for e in group
+        procs = [env.process(self._branch(e, rid, cid)) for e in group
                  if e.p >= 1.0 or uniform() < e.p]
+        degraded = False
         if procs:
-            yield env.all_of(procs)
+            try:
+                yield env.all_of(procs)
+            except simpy.Interrupt:
+                for p in procs:     # the calling replica was killed: so are its calls
+                    if p.is_alive:
+                        p.interrupt("killed")
+                raise
             for p in procs:
                 st, er = p.value
                 if st != 200:
                     return st, er
-        return 200, 0
+                degraded = degraded or er == E_DEGRADED
+        return (200, E_DEGRADED) if degraded else (200, 0)
+
+    def _branch(self, e: Edge, rid: int, cid: int):
+        """One call of a parallel group, in its own process."""
+        try:
+            return (yield from self.call(e, rid, cid))
+        except simpy.Interrupt:
+            return 0, E_RESET
 
     def _wait(self, delay: float) -> simpy.Event:
         """A timeout, or an event that never comes when the delay is infinite."""

@@ -18,6 +18,7 @@ from topologies.model import Call, ParallelGroup, Scenario, Topology
 
 from .autoscaler import autoscaler
 from .calls import CallExecutor, Edge
+from .errors import E_CLIENT_TIMEOUT, E_DEGRADED, E_UNFINISHED
 from .faults import FaultInjector
 from .llm import BatchEngine
 from .recorder import Recorder
@@ -98,7 +99,11 @@ class Simulation:
                 env.process(autoscaler(self, svc, spec.autoscale))
             for _ in range(n):
                 self.start_replica(svc, ready_after=0.0)
-        start_workload(env, topology.workload, streams, self._new_request, self._client)
+        self.client_timeout = float(topology.workload.timeout)
+        self.outstanding = 0          # requests without an outcome yet
+        self._idle: simpy.Event | None = None
+        start_workload(env, topology.workload, streams, self._new_request, self._client,
+                       until=self.duration)
         self.timeseries: dict[str, list] = {k: [] for k in (
             "t", "service", "replicas", "ready_replicas", "busy", "queued", "utilization",
             "throughput", "errors", "batch")}
@@ -159,15 +164,55 @@ class Simulation:
     # -- clients and monitor ---------------------------------------------------------------
 
     def _new_request(self) -> int:
+        self.outstanding += 1
         return self.rec.request_start(self.env.now)
 
     def _client(self, rid: int):
+        """Carry request ``rid`` to the entry; a closed workload's user waits for it."""
+        if self.topology.workload.model == "closed":
+            p = self.env.process(self._request(rid))
+            yield p | self.env.timeout(self.client_timeout)
+            if not p.triggered:
+                self._give_up(rid)
+        else:
+            yield from self._request(rid)
+
+    def _request(self, rid: int):
+        rec = self.rec
+        rec.r_call[rid] = rec.n_calls   # the client's attempt is the next one recorded
         st, er = yield from self.calls.call(self.client_edge, rid, -1)
-        self.rec.request_end(rid, self.env.now, st, er)
+        if self.env.now > rec.r_start[rid] + self.client_timeout:
+            self._give_up(rid)          # answered after the client had given up
+            return
+        if er == E_DEGRADED:
+            rec.r_degraded[rid] = 1
+            er = 0
+        rec.request_end(rid, self.env.now, st, er)
+        self._done()
+
+    def _give_up(self, rid: int) -> None:
+        """The client gave up on ``rid`` at its deadline: 504 ``client_timeout`` for the
+        request and for the client's call attempt (whatever the topology still does)."""
+        rec = self.rec
+        deadline = rec.r_start[rid] + self.client_timeout
+        first = rec.r_error[rid] == E_UNFINISHED
+        rec.request_end(rid, deadline, 504, E_CLIENT_TIMEOUT)
+        cid = rec.r_call[rid]
+        if cid >= 0:
+            rec.call_end(cid, deadline, 504, E_CLIENT_TIMEOUT)
+        if first:
+            self._done()
+
+    def _done(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding == 0 and self._idle is not None and not self._idle.triggered:
+            self._idle.succeed()
 
     def _monitor(self):
         """Sample every service once per second (values of the interval [t, t + 1))."""
-        self._last = {s.name: (s.work_done, s.answered_ok, s.answered_error)
+        now = self.env.now
+        self._last = {s.name: (s.busy_meter.total(now), s.ready_meter.total(now),
+                               s.answered_ok, s.answered_error)
                       for s in self.services.values()}
         self._sampled_to = 0.0
         while True:
@@ -178,8 +223,11 @@ class Simulation:
         ts = self.timeseries
         t = self._sampled_to
         width = self.env.now - t
+        now = self.env.now
         for s in self.services.values():
-            work, ok, err = self._last[s.name]
+            busy0, ready0, ok, err = self._last[s.name]
+            busy_time = s.busy_meter.total(now)
+            ready_time = s.ready_meter.total(now)
             ready = len(s.serving)
             busy = sum(r.busy() for r in s.serving)
             ts["t"].append(t)
@@ -188,11 +236,14 @@ class Simulation:
             ts["ready_replicas"].append(ready)
             ts["busy"].append(busy)
             ts["queued"].append(sum(r.queued() for r in s.replicas if not r.stopped))
-            ts["utilization"].append((s.work_done - work) / (s.capacity * max(1, ready) * width))
+            # busy unit-seconds inside the interval over the ready replicas' capacity-seconds
+            capacity_time = s.capacity * (ready_time - ready0)
+            ts["utilization"].append((busy_time - busy0) / capacity_time if capacity_time > 0
+                                     else 0.0)
             ts["throughput"].append((s.answered_ok - ok) / width)
             ts["errors"].append(s.answered_error - err)
             ts["batch"].append(busy if s.spec.llm is not None else math.nan)
-            self._last[s.name] = (s.work_done, s.answered_ok, s.answered_error)
+            self._last[s.name] = (busy_time, ready_time, s.answered_ok, s.answered_error)
         self._sampled_to = self.env.now
 
     def _flush(self) -> None:
@@ -203,7 +254,9 @@ class Simulation:
     # -- running ------------------------------------------------------------------------
 
     def run(self, progress: Progress | None = None) -> Result:
-        """Run to the end (or until Ctrl-C: then the result is marked partial)."""
+        """Run to ``duration``, then drain: no new request arrives and the run goes on until
+        every request has an outcome (the client gives up after ``workload.timeout``, so at
+        most that long). Ctrl-C stops it at once; the result is then marked partial."""
         env = self.env
         end = self.duration
         partial = False
@@ -215,6 +268,7 @@ class Simulation:
                 while env.now < end:
                     env.run(until=min(end, env.now + chunk))
                     progress(env.now, end)
+            self._drain()
         except KeyboardInterrupt:
             partial = True
             self.rec.trim()
@@ -222,7 +276,20 @@ class Simulation:
             for column in self.timeseries.values():  # a sample may have been cut short too
                 del column[rows:]
         self._flush()
-        return Result.from_simulation(self, env.now, partial)
+        return Result.from_simulation(self, min(env.now, end), partial)
+
+    def _drain(self) -> None:
+        """After ``duration``: run until no request is outstanding, at most one client
+        timeout; requests still without an answer then are client timeouts."""
+        env = self.env
+        if self.outstanding > 0:
+            self._idle = env.event()
+            env.run(until=self._idle | env.timeout(self.client_timeout))
+        rec = self.rec
+        if self.outstanding > 0:
+            for rid in range(rec.n_requests):
+                if rec.r_error[rid] == E_UNFINISHED:
+                    self._give_up(rid)
 
 
 def simulate(topology: Topology, scenario: Scenario | str | None = None, *, seed: int = 0,

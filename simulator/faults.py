@@ -34,9 +34,11 @@ if TYPE_CHECKING:
     from .engine import Simulation
     from .replica import Replica, ServiceRuntime
 
-__all__ = ["NetState", "FaultInjector"]
+__all__ = ["NetState", "FaultInjector", "CUTTING"]
 
 INF = math.inf
+#: Network faults that also hit the connections open when they start.
+CUTTING = ("down", "reset_peer", "timeout")
 
 
 class NetState:
@@ -73,6 +75,10 @@ class FaultInjector:
         for i, f in enumerate(faults):
             if f.type == "kill":
                 sim.services[f.service].killable = True
+            if f.type in CUTTING:
+                for e in self._edges(f):
+                    if e.cut is None:
+                        e.cut = self.env.event()
             self.env.process(self._run(i, f))
 
     def _check(self, f: Fault) -> None:
@@ -101,6 +107,8 @@ class FaultInjector:
         svc = self.sim.services[f.service]
         if f.type in NETWORK_FAULTS:
             self._network(f, end, +1)
+            if f.type in CUTTING:
+                self._cut(f, end)
             if f.end is not None:
                 yield env.timeout(end - env.now)
                 self._network(f, end, -1)
@@ -134,6 +142,18 @@ class FaultInjector:
         reps = [r for r in svc.replicas if not r.stopped]
         return reps if f.replicas is None else reps[: f.replicas]
 
+    def _cut(self, f: Fault, end: float) -> None:
+        """A fault that also hits connections already open, as Toxiproxy does: attempts in
+        flight on the edge are reset (``down``, ``reset_peer``) or hang (``timeout``: for
+        its timeout, or to the fault's end when that is 0)."""
+        how = None
+        if f.type == "timeout":
+            how = float(f.timeout) if f.timeout else end - self.env.now
+        for e in self._edges(f):
+            fired, e.cut = e.cut, self.env.event()
+            if fired is not None:
+                fired.succeed(how)
+
     def _network(self, f: Fault, end: float, sign: int) -> None:
         for e in self._edges(f):
             faults = self.active.setdefault(id(e), [])
@@ -161,9 +181,12 @@ class FaultInjector:
     # -- replica events -------------------------------------------------------------------
 
     def kill(self, rep: Replica) -> None:
-        """Crash ``rep``: it leaves the balancer and its in-flight requests fail."""
+        """Crash ``rep``: its in-flight requests and the calls they were making fail now; it
+        refuses connections until it restarts (callers' balancers still pick it)."""
         rep.alive = False
         rep.service.refresh()
+        if rep.workers is not None:
+            rep.workers.queue.clear()   # the waiters die with it; holders give theirs back
         for proc in list(rep.inflight):
             if proc.is_alive:
                 proc.interrupt("killed")

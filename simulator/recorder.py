@@ -27,6 +27,7 @@ class Recorder:
         self.r_status = array("h")
         self.r_error = array("b")
         self.r_degraded = array("b")
+        self.r_call = array("q")   # the client's call attempt of each request
         # call attempts, indexed by call id
         self.c_request = array("q")
         self.c_parent = array("q")
@@ -55,6 +56,7 @@ class Recorder:
         self.r_status.append(0)
         self.r_error.append(E_UNFINISHED)
         self.r_degraded.append(0)
+        self.r_call.append(-1)
         return rid
 
     def request_end(self, rid: int, now: float, status: int, error: int) -> None:

@@ -76,6 +76,14 @@ class Workers:
         self.queue.append(ev)
         return ev
 
+    def cancel(self, ev: simpy.Event) -> None:
+        """A waiter gives up (its queue timeout): it leaves the queue, or gives back the
+        worker handed to it at that very moment."""
+        if ev.triggered:
+            self.release()
+        else:
+            self.queue.remove(ev)
+
     def release(self) -> None:
         """Give the worker back (to the first waiter, if any)."""
         if self.queue:
@@ -151,7 +159,8 @@ class ServiceRuntime:
         self.index = index
         self.engine_factory = engine_factory
         self.replicas: list[Replica] = []
-        self.serving: list[Replica] = []
+        self.serving: list[Replica] = []      # ready: serving and alive
+        self.candidates: list[Replica] = []   # what balancers pick from: crashed ones too
         self._rr = 0
         self._uniform = uniform
         self.bucket = TokenBucket(spec.rate_limit) if spec.rate_limit else None
@@ -174,7 +183,12 @@ class ServiceRuntime:
         self.price_per_busy_second = spec.cost.per_replica_hour / 3600.0 / max(1, capacity)
         picks = {"round_robin": self._round_robin, "random": self._random,
                  "least_request": self._least_request}
-        self.pick: Callable[[], Replica | None] = picks[spec.balancer]
+        self._pick: Callable[[list[Replica]], Replica | None] = picks[spec.balancer]
+
+    def pick(self, reps: list[Replica] | None = None) -> Replica | None:
+        """The replica the balancer sends the next attempt to, among ``reps`` (default: every
+        candidate), or None when there is none."""
+        return self._pick(self.candidates if reps is None else reps)
 
     # -- replica set -----------------------------------------------------------------
 
@@ -184,8 +198,10 @@ class ServiceRuntime:
         return rep
 
     def refresh(self) -> None:
-        """Rebuild the list the balancer picks from."""
-        self.serving = [r for r in self.replicas if r.serving and r.alive and not r.stopped]
+        """Rebuild the lists of ready replicas and of those the balancer picks from (a crashed
+        replica stays a candidate: callers do not know it died, and it refuses them)."""
+        self.candidates = [r for r in self.replicas if r.serving and not r.stopped]
+        self.serving = [r for r in self.candidates if r.alive]
         self.ready_meter.set(self.env.now, len(self.serving))
 
     def running(self) -> list[Replica]:
@@ -194,21 +210,18 @@ class ServiceRuntime:
 
     # -- balancers -------------------------------------------------------------------
 
-    def _round_robin(self) -> Replica | None:
-        reps = self.serving
+    def _round_robin(self, reps: list[Replica]) -> Replica | None:
         if not reps:
             return None
         self._rr += 1
         return reps[self._rr % len(reps)]
 
-    def _random(self) -> Replica | None:
-        reps = self.serving
+    def _random(self, reps: list[Replica]) -> Replica | None:
         if not reps:
             return None
         return reps[int(self._uniform() * len(reps))]
 
-    def _least_request(self) -> Replica | None:
-        reps = self.serving
+    def _least_request(self, reps: list[Replica]) -> Replica | None:
         n = len(reps)
         if n == 0:
             return None

@@ -11,13 +11,14 @@ __all__ = ["ERROR_WORDS", "retry_class"]
 
 # "" = no error; the order is the simulator's compact integer coding, so append only
 ERROR_WORDS = ("", "refused", "reset", "timeout", "rejected", "queue_timeout", "rate_limited",
-               "error", "injected", "circuit_open", "unfinished")
+               "error", "injected", "circuit_open", "unfinished", "client_timeout")
 
 
 def retry_class(status: int, error: str) -> str | None:
     """The retry class (a word of ``retry.on``) of a failed attempt, or None if not retryable.
 
-    A timeout (the caller's own, or one passed up by a callee) is class ``timeout`` only;
+    A timeout (the caller's own, or one passed up by a callee) is class ``timeout`` only
+    (``client_timeout`` is the client giving up: never retried by a service);
     status 0 is ``refused`` or ``reset``; 429 is ``429``; any other status >= 500 is ``5xx``.
     """
     if error == "timeout":

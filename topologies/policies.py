@@ -15,7 +15,7 @@ from collections.abc import Callable
 from topologies.model import CircuitBreaker, OutlierDetection, RetryPolicy
 
 __all__ = ["Backoff", "RetryBudget", "Breaker", "OutlierDetector", "TokenBucket", "retry_wait",
-           "BUDGET_FLOOR"]
+           "outlier_ok", "BUDGET_FLOOR"]
 
 #: Retries per second a budgeted edge may always make, whatever its traffic (Finagle's
 #: ``minRetriesPerSec`` idea, smaller): a quiet edge can still retry now and then.
@@ -183,6 +183,13 @@ class Breaker:
         self.opened += 1
 
 
+def outlier_ok(status: int) -> bool:
+    """How outlier detection judges an attempt's status: no answer (0) and 5xx (a timeout's
+    504 included) are failures, as Envoy's consecutive gateway/5xx failures; a 429 is the
+    callee working as designed, so it counts as a success."""
+    return 0 < status < 500
+
+
 class OutlierDetector:
     """Outlier detection on one edge as a caller keeps it (Envoy's consecutive failures):
     ``consecutive_failures`` failed attempts in a row to one callee replica eject it from the
@@ -203,7 +210,8 @@ class OutlierDetector:
         return until is not None and now < until
 
     def record(self, key: object, now: float, ok: bool) -> None:
-        """Count the outcome of an attempt sent to replica ``key``."""
+        """Count the outcome of an attempt sent to replica ``key`` (``ok`` as judged by
+        :func:`outlier_ok`)."""
         if ok:
             self.failures[key] = 0
             return
