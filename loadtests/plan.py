@@ -32,13 +32,15 @@ from topologies.errors import UsageError
 from topologies.model import Distribution, RatePoint, Workload
 
 __all__ = ["LoadPlan", "plan_load", "Arrivals", "think_sampler", "user_rng",
-           "DEFAULT_HEADROOM", "MAX_USERS"]
+           "DEFAULT_HEADROOM", "MAX_USERS", "DRAIN_MARGIN"]
 
 #: Mean seconds between two requests of one user of an open workload: a user is late only
 #: when an answer takes longer than its gap, so this should be well above the p99 latency.
 DEFAULT_HEADROOM = 2.0
 #: The most users one load process runs (each holds a connection to the target).
 MAX_USERS = 10_000
+#: Seconds the load process waits after the client timeout for the last outcomes to land.
+DRAIN_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,10 @@ class LoadPlan:
 
     ``rate``/``profile`` describe open arrivals (``peak`` is the highest rate reached);
     ``think`` is a closed user's think time as a :class:`Distribution`'s fields.
-    ``grace`` is how long requests in flight at the end may still finish.
+    ``request_timeout`` is the client's timeout (a request unanswered by then fails, 504
+    ``client_timeout``); ``grace`` is how long the load process waits, after ``duration``,
+    for the requests in flight to end: the timeout and a margin, so every request sent has
+    an outcome when the load ends.
     """
 
     model: str
@@ -61,8 +66,8 @@ class LoadPlan:
     profile: tuple[tuple[float, float], ...] | None = None
     peak: float = 0.0
     think: dict[str, Any] | None = None
-    request_timeout: float | None = None
-    grace: float = 5.0
+    request_timeout: float = 60.0
+    grace: float = 61.0
     web: bool = False
     web_port: int = 8089
 
@@ -126,15 +131,17 @@ def plan_load(workload: Workload, target_url: str, *, duration: float | None = N
         raise UsageError(f"duration: must be a positive number of seconds, not {duration!r}")
     if not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed: must be a non-negative integer, not {seed!r}")
-    if request_timeout is not None and not request_timeout > 0:
-        raise UsageError(f"request_timeout: must be positive, not {request_timeout!r}")
+    if request_timeout is not None and not 0 < request_timeout < math.inf:
+        raise UsageError(f"request_timeout: must be a positive number of seconds, not "
+                         f"{request_timeout!r}")
+    timeout = float(workload.timeout if request_timeout is None else request_timeout)
     if not headroom > 0:
         raise UsageError(f"headroom: must be positive, not {headroom!r}")
     if not 0 < web_port < 65536:
         raise UsageError(f"web_port: not a port number: {web_port!r}")
-    grace = min(float(request_timeout), 5.0) if request_timeout else 5.0
     common = dict(target_url=target_url.rstrip("/"), path=path, duration=run_for, seed=seed,
-                  request_timeout=request_timeout, grace=grace, web=web, web_port=web_port)
+                  request_timeout=timeout, grace=timeout + DRAIN_MARGIN, web=web,
+                  web_port=web_port)
     if workload.model == "closed":
         users = int(workload.users or 0)
         if users <= 0:

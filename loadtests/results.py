@@ -19,20 +19,23 @@ from typing import IO, Any, NamedTuple
 
 from topologies.files import atomic_write, atomic_write_text
 
-__all__ = ["RequestRow", "LoadResult", "COLUMNS", "SPOOL_COLUMNS", "read_spool",
-           "write_requests", "error_word", "quantile"]
+__all__ = ["RequestRow", "LoadResult", "COLUMNS", "SPOOL_COLUMNS", "ERROR_HEADER",
+           "read_spool", "write_requests", "error_word", "quantile"]
 
 #: requests.csv columns, in DESIGN's order.
 COLUMNS = ("request_id", "start", "end", "latency", "status", "ok", "degraded", "attempts",
            "error")
 #: Columns of the spool the load process writes (no id yet: ids follow send order).
 SPOOL_COLUMNS = ("start", "end", "latency", "status", "ok", "degraded", "error", "lag")
+#: The answer header in which a faultmesh service names the root cause of a failure.
+ERROR_HEADER = "X-Faultmesh-Error"
 
 
 class RequestRow(NamedTuple):
     """One client request as the client saw it. Times are seconds from the start of the
-    run; ``end`` and ``latency`` are None for a request still unanswered when the run
-    stopped (``error == "unfinished"``); ``status`` is 0 where no answer came."""
+    run; ``end`` and ``latency`` are None for a request still unanswered when an
+    interrupted run stopped (``error == "unfinished"``); ``status`` is 0 where no answer
+    came, 504 when the client gave up (``client_timeout``)."""
 
     request_id: int
     start: float
@@ -45,12 +48,20 @@ class RequestRow(NamedTuple):
     error: str
 
 
-def error_word(status: int, exception: BaseException | None) -> str:
+def error_word(status: int, exception: BaseException | None, cause: str | None = None) -> str:
     """The ``error`` column for an answer with ``status`` or a failure ``exception``:
-    the simulator's words where the cause is known (refused, reset, timeout,
-    rate_limited, error), else the exception's text on one line."""
+    the simulator's words where the cause is known. No answer: ``client_timeout`` (the
+    client gave up), ``refused``, ``reset``, else the exception's text on one line. An
+    answered failure: the root cause the service named (``cause``, its
+    ``X-Faultmesh-Error`` header: ``reset``, ``timeout``, ``rejected``...), else
+    ``rate_limited`` (429), ``timeout`` (504) or ``error``."""
     if 200 <= status < 300 and exception is None:
         return ""
+    for _ in range(5):  # the HTTP client wraps the error that ended its last try
+        inner = getattr(exception, "original", None)
+        if not isinstance(inner, BaseException):
+            break
+        exception = inner
     if status == 0 or (exception is not None and status < 400):
         if exception is None:
             return "error"
@@ -61,12 +72,15 @@ def error_word(status: int, exception: BaseException | None) -> str:
         name = type(exception).__name__.lower()
         text = str(exception) or type(exception).__name__
         if "timeout" in name or "timed out" in text.lower():
-            return "timeout"
+            return "client_timeout"
         if "connectionclosed" in name or "reset" in text.lower():
             return "reset"
         if "refused" in text.lower():
             return "refused"
         return " ".join(text.split())[:200]
+    cause = " ".join((cause or "").split())
+    if cause:
+        return cause[:200]
     if status == 429:
         return "rate_limited"
     if status == 504:
@@ -155,6 +169,7 @@ class LoadResult:
     partial: bool = False
     seed: int = 0
     t0: float | None = None   # wall-clock time (time.time()) the load's run time counts from
+    end: float | None = None  # run time at which the last request ended (after the drain)
     out_dir: str | None = None
     web_url: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -176,6 +191,8 @@ class LoadResult:
             "duration": self.duration, "run_time": round(self.run_time, 6),
             "partial": self.partial, "users": self.users, "requests": n,
             "ok": sum(r.ok for r in self.requests),
+            "unfinished": sum(r.error == "unfinished" for r in self.requests),
+            "end": None if self.end is None else round(self.end, 6),
             "target_rate": self.target_rate, "achieved_rate": round(self.achieved_rate, 4),
             "rate_ratio": (round(self.achieved_rate / self.target_rate, 4)
                            if self.target_rate else None),

@@ -152,7 +152,16 @@ def _result(plan: LoadPlan, spooled: list, status: dict, partial: bool,
         cpu_share=status.get("cpu_share"), cpu_warning=bool(status.get("cpu_warning")),
         cpu_usage_max=status.get("cpu_usage_max"), partial=partial, seed=plan.seed,
         t0=float(status["t0"]) if status.get("t0") is not None else None,
+        end=_end(rows, status),
         web_url=f"http://127.0.0.1:{plan.web_port}/" if plan.web else None, notes=notes)
+
+
+def _end(rows: list, status: dict) -> float | None:
+    """When the load ended (run time): the drain's end, or the last outcome recorded."""
+    if status.get("end") is not None:
+        return float(status["end"])
+    ends = [r.end for r in rows if r.end is not None]
+    return max(ends) if ends else None
 
 
 def _read_status(path: str) -> dict:

@@ -6,9 +6,12 @@ imported by faultmesh's own process: it monkey-patches the standard library thro
 does nothing; :func:`main` patches, builds one Locust ``Environment`` with a
 ``FastHttpUser`` class for the plan's model and a :class:`LoadTestShape` that holds the
 user pool for the run and ends it, and records one spool row per request from Locust's
-``request`` event. It stops by itself after the plan's duration (or on SIGINT/SIGTERM),
-lets requests in flight finish for ``grace`` seconds, records those still unanswered as
-``unfinished``, and writes a status file (run time, CPU, Locust's ``cpu_warning``).
+``request`` event. Every request carries the client's timeout (``request_timeout``): one
+not answered by then is abandoned and recorded as 504 ``client_timeout``. The run stops
+sending at the plan's duration and drains: the requests in flight end (answered or timed
+out) within the timeout, so every request sent has an outcome. Only an interrupted run
+(SIGINT/SIGTERM) may leave some ``unfinished``. A status file closes the run (run time,
+drain end, CPU, Locust's ``cpu_warning``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ __all__ = ["main"]
 
 #: How often the spool is flushed to disk (what a killed load process still leaves).
 FLUSH_EVERY = 0.5
+#: Seconds requests in flight get to end when the run is interrupted (Ctrl-C).
+INTERRUPTED_GRACE = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,21 +72,21 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     from locust.contrib.fasthttp import FastHttpUser
     from locust.env import Environment
 
-    from .plan import Arrivals, think_sampler, user_rng
-    from .results import SPOOL_COLUMNS, error_word
+    from .plan import DRAIN_MARGIN, Arrivals, think_sampler, user_rng
+    from .results import ERROR_HEADER, SPOOL_COLUMNS, error_word
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     clock = time.time
     t0 = clock()
     request_ids = itertools.count()
     user_ids = itertools.count()
-    in_flight: dict[int, tuple[float, float | None]] = {}
+    in_flight: dict[int, tuple[float, float | None, Any]] = {}
     cpu: dict[str, Any] = {"warning": False, "max": None}
     spool = open(spool_path, "w", encoding="utf-8", newline="")  # noqa: SIM115
     out = csv.writer(spool, lineterminator="\n")
     out.writerow(SPOOL_COLUMNS)
     forever = plan.duration + plan.grace + 3600.0
-    timeout = plan.request_timeout or 60.0
+    timeout = float(plan.request_timeout)
 
     def fmt(x: float | None) -> str:
         return "" if x is None else "%.6f" % x  # noqa: UP031
@@ -92,17 +97,20 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         rid = (context or {}).get("faultmesh_request")
         if rid is None:
             return
-        sent, lag = in_flight.pop(rid, (None, None))
+        sent, lag, timer = in_flight.pop(rid, (None, None, None))
+        if timer is not None:
+            timer.close()
         start = start_time - t0 if start_time is not None else (sent or 0.0)
         latency = response_time / 1000.0
         status = int(getattr(response, "status_code", 0) or 0)
         if exception is None:
             exception = getattr(response, "error", None)
         ok = 200 <= status < 300 and exception is None
-        error = error_word(status, exception)
-        if status == 0 and error == "timeout":
-            status = 504  # DESIGN: a timeout reads as 504
         headers = getattr(response, "headers", None)
+        cause = headers.get(ERROR_HEADER) if headers is not None and not ok else None
+        error = error_word(status, exception, cause)
+        if error == "client_timeout":
+            status = 504  # DESIGN: the client gave up; a timeout reads as 504
         degraded = bool(ok and headers is not None
                         and str(headers.get("X-Faultmesh-Degraded", "")).strip() == "1")
         out.writerow((fmt(start), fmt(start + latency), fmt(latency), status, int(ok),
@@ -113,15 +121,27 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
 
         abstract = True
         host = plan.target_url
-        network_timeout = timeout
-        connection_timeout = timeout
+        # the socket timeouts only back up the request's own timeout (below)
+        network_timeout = timeout + DRAIN_MARGIN
+        connection_timeout = timeout + DRAIN_MARGIN
 
         def send(self, lag: float | None) -> None:
+            now = clock() - t0
+            if now >= plan.duration:  # a late turn after the end: nothing new is sent
+                return
             rid = next(request_ids)
-            in_flight[rid] = (clock() - t0, lag)
-            # the id travels with the request, so the services' call logs join requests.csv
-            self.client.get(plan.path, name=plan.path, context={"faultmesh_request": rid},
-                            headers={"X-Faultmesh-Request": str(rid)})
+            # the client's timeout covers the whole exchange (connect, send, answer); when
+            # it fires inside the request Locust records the request as failed with it
+            timer = gevent.Timeout(timeout)
+            in_flight[rid] = (now, lag, timer)
+            timer.start()
+            try:
+                # the id travels with the request, so the services' call logs join requests
+                self.client.get(plan.path, name=plan.path,
+                                context={"faultmesh_request": rid},
+                                headers={"X-Faultmesh-Request": str(rid)})
+            finally:
+                timer.close()
 
     class OpenUser(ClientUser):
         """One share of an open workload's arrivals: sends at its scheduled times, whether
@@ -159,10 +179,11 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
 
     class WorkloadShape(LoadTestShape):
         """The run's user pool over time: every user from the start (open users pace
-        themselves along the rate profile), and the end of the run after ``duration``."""
+        themselves along the rate profile). The run itself is stopped at ``duration`` by
+        the load process (below); the shape only ends a run that outlived its drain."""
 
         def tick(self) -> tuple[int, float] | None:
-            if self.get_run_time() >= plan.duration:
+            if self.get_run_time() >= plan.duration + plan.grace + 5.0:
                 return None
             return plan.users, float(max(plan.users, 1))
 
@@ -200,8 +221,13 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         runner.start_shape()
     interrupted = bool(stop.wait(timeout=plan.duration))
     stopped_at = clock() - t0
+    # the drain: users waiting for their next turn stop at once; those with a request in
+    # flight get until it ends (at most the client timeout). Interrupted: a short grace.
+    env.stop_timeout = INTERRUPTED_GRACE if interrupted else plan.grace
     runner.quit()
-    for start, lag in in_flight.values():
+    drained_at = clock() - t0
+    for start, lag, timer in in_flight.values():
+        timer.close()
         out.writerow((fmt(start), "", "", 0, 0, 0, "unfinished", fmt(lag)))
     in_flight.clear()
     cpu_share = (time.process_time() - cpu0) / max(clock() - t0, 1e-9)
@@ -211,7 +237,8 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     spool.close()
     if web_ui is not None:
         web_ui.stop()
-    return {"t0": t0, "run_time": min(stopped_at, plan.duration), "interrupted": interrupted,
+    return {"t0": t0, "run_time": min(stopped_at, plan.duration), "end": drained_at,
+            "interrupted": interrupted,
             "users": plan.users, "cpu_share": round(cpu_share, 4),
             "cpu_warning": bool(cpu["warning"] or runner.cpu_warning_emitted),
             "cpu_usage_max": cpu["max"]}

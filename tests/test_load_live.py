@@ -11,6 +11,7 @@ has a standard error near 0.07 and is checked to 0.75..1.3.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -35,7 +36,8 @@ SLOW = 0.2       # ... on /slow
 
 class _Handler(BaseHTTPRequestHandler):
     """A service: 200 after SERVICE seconds; /slow takes SLOW; /fail answers 500;
-    /hang takes 0.5 s; /degraded marks its answers degraded; /mixed: every third fails, every third degraded."""
+    /hang takes 0.5 s; /degraded marks its answers degraded; /mixed: every third fails, every
+    third degraded; /cause answers 502 naming its root cause (``X-Faultmesh-Error: reset``)."""
 
     protocol_version = "HTTP/1.1"
     counter = 0
@@ -52,6 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, degraded = 200, self.path == "/degraded"
         if self.path == "/fail" or (self.path == "/mixed" and n % 3 == 0):
             status = 500
+        if self.path == "/cause":
+            status = 502
         if self.path == "/mixed" and n % 3 == 1:
             degraded = True
         body = b"ok\n" if status == 200 else b"boom\n"
@@ -59,6 +63,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if degraded:
             self.send_header("X-Faultmesh-Degraded", "1")
+        if self.path == "/cause":
+            self.send_header("X-Faultmesh-Error", "reset")
         try:
             self.end_headers()
             self.wfile.write(body)
@@ -196,12 +202,44 @@ def test_refused_connection_gives_status_0_with_an_error(tmp_path):
     assert not any(r.ok for r in result.requests)
 
 
-def test_client_timeout_reads_as_504_timeout(server):
+def test_client_timeout_reads_as_504_client_timeout(server):
     result = run_load(Workload(rate=10.0, duration=1.5), server, path="/hang",
                       request_timeout=0.1)
     assert result.requests
-    assert all(r.status == 504 and r.error == "timeout" and not r.ok for r in result.requests)
+    assert all(r.status == 504 and r.error == "client_timeout" and not r.ok
+               for r in result.requests)
     assert all(0.09 <= r.latency < 0.3 for r in result.requests)
+
+
+def test_workload_timeout_gives_up_and_the_end_drains_every_request(server, tmp_path):
+    """The workload's own timeout (0.3 s) against answers of 0.5 s: every request fails 504
+    client_timeout after ~0.3 s, those sent just before the end included (the load drains
+    for them instead of cutting them off), none is left unfinished, and nothing is sent
+    after the duration."""
+    result = run_load(Workload(rate=20.0, duration=1.5, timeout=0.3), server, path="/hang",
+                      out_dir=str(tmp_path))
+    reqs = result.requests
+    assert len(reqs) > 10
+    assert all(r.status == 504 and r.error == "client_timeout" for r in reqs)
+    assert all(0.29 <= r.latency < 0.45 for r in reqs)
+    assert all(r.start < 1.5 for r in reqs)
+    assert max(r.start for r in reqs) > 1.2 and max(r.end for r in reqs) > 1.5
+    assert result.end is not None and result.end >= max(r.end for r in reqs)
+    load = json.loads((tmp_path / "load.json").read_text())
+    assert load["unfinished"] == 0 and load["end"] < 1.5 + 0.3 + 1.0
+
+
+def test_requests_in_flight_at_the_end_get_their_answers(server):
+    result = run_load(Workload(rate=30.0, duration=1.0), server, path="/slow")
+    assert result.requests and not [r for r in result.requests if r.error == "unfinished"]
+    late = [r for r in result.requests if r.start > 1.0 - SLOW]
+    assert late and all(r.status == 200 and r.end > 1.0 for r in late)
+
+
+def test_an_answered_failure_keeps_the_root_cause_the_service_named(server):
+    result = run_load(Workload(rate=20.0, duration=1.0), server, path="/cause")
+    assert result.requests
+    assert all(r.status == 502 and r.error == "reset" for r in result.requests)
 
 
 def test_faultmesh_process_never_imports_locust_or_gevent(server):
@@ -265,8 +303,6 @@ def test_ctrl_c_stops_the_load_and_keeps_what_was_collected(server, tmp_path):
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches parent and child
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
-    import json
-
     report = json.loads(stdout.strip().splitlines()[-1])
     assert report["partial"] is True and report["n"] > 10 and report["run_time"] < 10
     load = json.loads((out / "load.json").read_text())
