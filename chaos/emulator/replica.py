@@ -1,12 +1,15 @@
 """One replica of one service, as a real HTTP server: what a request goes through.
 
 A request (any method and path outside ``/_faultmesh/``) meets, in the simulator's order
-(docs/simulation.md): an injected ``errors`` fault (answered at once, ``injected``); the
-token-bucket ``rate_limit`` (429 ``rate_limited``; the service's rate split evenly over its
-replicas, since each replica process keeps its own bucket); a concurrency slot (waiting in a
-queue of ``queue`` places: 503 ``rejected`` when full, 503 ``queue_timeout`` after
-``queue_timeout``); a worker for its own processing time (``latency`` x the ``slow`` factor,
-slept); for an LLM its generation (:mod:`.llm`); ``error_rate`` (500 ``error``); then its
+(docs/simulation.md): the token-bucket ``rate_limit`` (429 ``rate_limited``; the service's
+rate split evenly over its replicas, since each replica process keeps its own bucket); an
+injected ``errors`` fault (answered at once, ``injected``); a concurrency slot; a worker for
+its own processing time (``latency`` x the ``slow`` factor, slept as work time: a pause of
+the process extends it, :mod:`.clock`). ``queue`` and ``queue_timeout`` bound the wait for
+the first of these limited resources: the slot when ``concurrency`` is set, else the worker
+(503 ``rejected`` when ``queue`` requests already wait, 503 ``queue_timeout`` after
+``queue_timeout``). Then for an LLM its generation (:mod:`.llm`); ``error_rate`` (500
+``error``); then its
 calls in order while holding the slot (parallel groups together, ``p`` deciding whether a call
 is made). A failed call fails the request with the callee's status (502 when no answer came)
 and the root-cause error word; ``fallback: degrade`` answers 200 marked degraded.
@@ -30,12 +33,16 @@ from topologies.policies import TokenBucket
 from . import admin
 from .calls import DEGRADED_HEADER, ERROR_HEADER, REQUEST_HEADER, Edge, Outcome
 from .client import HttpClient
+from .clock import clock, work_sleep
 from .draws import sampler
 from .llm import BatchEngine
 from .log import CALL_COLUMNS, TS_COLUMNS, CsvLog
 from .stats import Stats
 
 __all__ = ["ReplicaServer"]
+
+LLM_POLL = 0.01
+"""Seconds between looks at an LLM's batch places, for the busy meter."""
 
 
 class ReplicaServer:
@@ -55,7 +62,9 @@ class ReplicaServer:
         self.epoch = epoch
         self.seed = seed
         self.faults = admin.Faults()
-        self.stats = Stats(spec.workers)
+        # busy units as the simulator counts them: workers, or an LLM's batch places
+        self.stats = Stats(spec.workers,
+                           spec.llm.max_batch if spec.llm is not None else spec.workers)
         self.calls_log = CsvLog(log_path, CALL_COLUMNS)
         self.ts_log = CsvLog(log_path + ".ts.csv", TS_COLUMNS, flush_every=1.0)
         self.client = HttpClient()
@@ -64,9 +73,11 @@ class ReplicaServer:
         self._fault_uniform = self._uniforms("fault")
         self.bucket = TokenBucket(spec.rate_limit / max(1, spec.replicas)) \
             if spec.rate_limit else None
-        self.workers = asyncio.Semaphore(spec.workers)
-        self.slots_free = spec.concurrency
-        self.slot_waiters: deque[asyncio.Future[None]] = deque()
+        # the first limited resource a request meets carries queue / queue_timeout
+        self.slots = _Pool(spec.concurrency, spec.queue, spec.queue_timeout) \
+            if spec.concurrency is not None else None
+        self.workers = _Pool(spec.workers, *((spec.queue, spec.queue_timeout)
+                                             if spec.concurrency is None else (None, None)))
         self.engine = BatchEngine(spec.llm, lambda: self.faults.slow) \
             if spec.llm is not None else None
         if spec.llm is not None:
@@ -121,6 +132,7 @@ class ReplicaServer:
         if self.engine is not None:
             self.engine.start()
         self._ts_task = asyncio.get_running_loop().create_task(self._sample())
+        clock()  # the freeze detector runs from the start (a pause may come any time)
         return self.port
 
     async def stop(self) -> None:
@@ -136,8 +148,15 @@ class ReplicaServer:
 
     async def _sample(self) -> None:
         t = int(time.time() - self.epoch)
+        engine = self.engine
         while True:
-            await asyncio.sleep(max(0.0, self.epoch + t + 1 - time.time()))
+            if engine is None:
+                await asyncio.sleep(max(0.0, self.epoch + t + 1 - time.time()))
+            else:  # batch places change inside the engine: integrate them every LLM_POLL
+                while (left := self.epoch + t + 1 - time.time()) > 0:
+                    self.stats.set_llm(engine.batch)
+                    await asyncio.sleep(min(left, LLM_POLL))
+                self.stats.set_llm(engine.batch)
             row = self.stats.interval(float(t), self.spec.name, self.queued,
                                       self.engine.batch if self.engine else None)
             self.ts_log.add(row)
@@ -145,7 +164,9 @@ class ReplicaServer:
 
     @property
     def queued(self) -> int:
-        return len(self.slot_waiters) + self.stats.waiting_workers
+        """Requests waiting now for a slot, a worker or an LLM batch place."""
+        n = self.workers.waiting + (self.slots.waiting if self.slots is not None else 0)
+        return n + (self.engine.waiting if self.engine is not None else 0)
 
     # -- a request ------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
@@ -177,19 +198,22 @@ class ReplicaServer:
 
     async def _serve(self, rid: str
                      ) -> tuple[Outcome, tuple[float, float, int, float] | None]:
+        if self.bucket is not None and not self.bucket.take(time.monotonic()):
+            return Outcome(429, "rate_limited"), None
         fault = self.faults.errors
         if fault is not None and self._fault_uniform() < fault[0]:
             return Outcome(fault[1], "injected"), None
-        if self.bucket is not None and not self.bucket.take(time.monotonic()):
-            return Outcome(429, "rate_limited"), None
-        refused = await self._take_slot()
-        if refused is not None:
-            return refused, None
+        if self.slots is not None:
+            refused = await self.slots.take()
+            if refused is not None:
+                return refused, None
         self.stats.in_flight += 1
         try:
             d = self._latency() * self.faults.slow
             if d > 0:
-                await self._work(d)
+                refused = await self._work(d)
+                if refused is not None:
+                    return refused, None
             llm = None
             if self.engine is not None:
                 gen = await self.engine.generate(self._prompt(), self._output())
@@ -199,53 +223,27 @@ class ReplicaServer:
             return await self._calls(rid), llm
         finally:
             self.stats.in_flight -= 1
-            self._give_slot()
+            if self.slots is not None:
+                self.slots.give()
 
-    async def _work(self, d: float) -> None:
+    async def _work(self, d: float) -> Outcome | None:
+        """Own processing for ``d`` seconds of work time on a worker (None), or the 503 of
+        a worker queue that is full or waited on too long (without ``concurrency``)."""
         stats = self.stats
         stats.waiting_workers += 1
         try:
-            await self.workers.acquire()
+            refused = await self.workers.take()
         finally:
             stats.waiting_workers -= 1
+        if refused is not None:
+            return refused
         stats.set_busy(+1)
         try:
-            await asyncio.sleep(d)
+            await work_sleep(d)
         finally:
             stats.set_busy(-1)
-            self.workers.release()
-
-    async def _take_slot(self) -> Outcome | None:
-        spec = self.spec
-        if self.slots_free is None:
-            return None
-        if self.slots_free > 0 and not self.slot_waiters:
-            self.slots_free -= 1
-            return None
-        if spec.queue is not None and len(self.slot_waiters) >= spec.queue:
-            return Outcome(503, "rejected")
-        place = asyncio.get_running_loop().create_future()
-        self.slot_waiters.append(place)
-        try:
-            await asyncio.wait_for(asyncio.shield(place), spec.queue_timeout)
-        except TimeoutError:
-            if place.done():  # handed over at the last moment: pass it on
-                self._give_slot()
-            else:
-                place.cancel()
-                self.slot_waiters.remove(place)
-            return Outcome(503, "queue_timeout")
+            self.workers.give()
         return None
-
-    def _give_slot(self) -> None:
-        if self.slots_free is None:
-            return
-        while self.slot_waiters:
-            place = self.slot_waiters.popleft()
-            if not place.done():
-                place.set_result(None)
-                return
-        self.slots_free += 1
 
     async def _calls(self, rid: str) -> Outcome:
         degraded = False
@@ -260,3 +258,55 @@ class ReplicaServer:
                     return out
                 degraded = degraded or out.degraded
         return Outcome(200, "", degraded)
+
+
+class _Pool:
+    """``capacity`` units taken in FIFO order; ``queue`` bounds how many may wait (None:
+    unlimited; a full queue answers 503 ``rejected``) and ``timeout`` how long (503
+    ``queue_timeout``). A unit freed goes straight to the longest waiter."""
+
+    def __init__(self, capacity: int, queue: int | None, timeout: float | None) -> None:
+        self.free = capacity
+        self.queue = queue
+        self.timeout = timeout
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self.waiters)
+
+    async def take(self) -> Outcome | None:
+        """Take a unit (None), or the refusal."""
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return None
+        if self.queue is not None and len(self.waiters) >= self.queue:
+            return Outcome(503, "rejected")
+        place = asyncio.get_running_loop().create_future()
+        self.waiters.append(place)
+        try:
+            await asyncio.wait_for(asyncio.shield(place), self.timeout)
+        except TimeoutError:
+            if place.done():  # handed over at the last moment: pass it on
+                self.give()
+            else:
+                place.cancel()
+                self.waiters.remove(place)
+            return Outcome(503, "queue_timeout")
+        except asyncio.CancelledError:
+            if place.done() and not place.cancelled():
+                self.give()
+            elif place in self.waiters:
+                place.cancel()
+                self.waiters.remove(place)
+            raise
+        return None
+
+    def give(self) -> None:
+        """Free a unit: to the first waiter still waiting, else back to the pool."""
+        while self.waiters:
+            place = self.waiters.popleft()
+            if not place.done():
+                place.set_result(None)
+                return
+        self.free += 1
