@@ -25,8 +25,9 @@ __all__ = ["RequestRow", "LoadResult", "COLUMNS", "SPOOL_COLUMNS", "ERROR_HEADER
 #: requests.csv columns, in DESIGN's order.
 COLUMNS = ("request_id", "start", "end", "latency", "status", "ok", "degraded", "attempts",
            "error")
-#: Columns of the spool the load process writes (no id yet: ids follow send order).
-SPOOL_COLUMNS = ("start", "end", "latency", "status", "ok", "degraded", "error", "lag")
+#: Columns of the spool the load process writes; ``id`` is the request id the request
+#: carried (``X-Faultmesh-Request``), numbered in send order.
+SPOOL_COLUMNS = ("start", "end", "latency", "status", "ok", "degraded", "error", "lag", "id")
 #: The answer header in which a faultmesh service names the root cause of a failure.
 ERROR_HEADER = "X-Faultmesh-Error"
 
@@ -93,10 +94,11 @@ def _num(text: str) -> float | None:
 
 
 def read_spool(path: str) -> list[tuple[RequestRow, float | None]]:
-    """The rows (numbered in the order they were sent) and each one's lag behind its
-    scheduled time (None for closed users), from a spool file; a torn last line (the load
-    process killed mid-write) is skipped."""
-    raw: list[tuple[float, float | None, float | None, int, bool, bool, str, float | None]] = []
+    """The rows, in the order they were sent, each with the request id it carried to the
+    services, and each one's lag behind its scheduled time (None for closed users), from a
+    spool file; a torn last line (the load process killed mid-write) is skipped."""
+    raw: list[tuple[float, float | None, float | None, int, bool, bool, str, float | None,
+                    int]] = []
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8", newline="") as fh:
@@ -105,12 +107,12 @@ def read_spool(path: str) -> list[tuple[RequestRow, float | None]]:
                 continue
             try:
                 raw.append((float(rec[0]), _num(rec[1]), _num(rec[2]), int(rec[3]),
-                            rec[4] == "1", rec[5] == "1", rec[6], _num(rec[7])))
+                            rec[4] == "1", rec[5] == "1", rec[6], _num(rec[7]), int(rec[8])))
             except ValueError:
                 continue
-    raw.sort(key=lambda r: r[0])
-    return [(RequestRow(i, r[0], r[1], r[2], r[3], r[4], r[5], 1, r[6]), r[7])
-            for i, r in enumerate(raw)]
+    raw.sort(key=lambda r: (r[8], r[0]))
+    return [(RequestRow(r[8], r[0], r[1], r[2], r[3], r[4], r[5], 1, r[6]), r[7])
+            for r in raw]
 
 
 def _fmt(x: float | None) -> str:

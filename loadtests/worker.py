@@ -100,7 +100,8 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         sent, lag, timer = in_flight.pop(rid, (None, None, None))
         if timer is not None:
             timer.close()
-        start = start_time - t0 if start_time is not None else (sent or 0.0)
+        # the request starts when it was sent (the same clock reading that numbered it)
+        start = sent if sent is not None else (start_time or t0) - t0
         latency = response_time / 1000.0
         status = int(getattr(response, "status_code", 0) or 0)
         if exception is None:
@@ -114,7 +115,7 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         degraded = bool(ok and headers is not None
                         and str(headers.get("X-Faultmesh-Degraded", "")).strip() == "1")
         out.writerow((fmt(start), fmt(start + latency), fmt(latency), status, int(ok),
-                      int(degraded), error, fmt(lag)))
+                      int(degraded), error, fmt(lag), rid))
 
     class ClientUser(FastHttpUser):
         """A client of the entry service: sends ``GET path`` and records the answer."""
@@ -226,9 +227,9 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     env.stop_timeout = INTERRUPTED_GRACE if interrupted else plan.grace
     runner.quit()
     drained_at = clock() - t0
-    for start, lag, timer in in_flight.values():
+    for rid, (start, lag, timer) in in_flight.items():
         timer.close()
-        out.writerow((fmt(start), "", "", 0, 0, 0, "unfinished", fmt(lag)))
+        out.writerow((fmt(start), "", "", 0, 0, 0, "unfinished", fmt(lag), rid))
     in_flight.clear()
     cpu_share = (time.process_time() - cpu0) / max(clock() - t0, 1e-9)
     flushing.kill()
