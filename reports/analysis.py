@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from topologies.summary import worst_amplification
+
 from .cost import cost_breakdown, cost_over_time
 from .formatting import json_number
 from .metrics import (
@@ -29,7 +31,7 @@ from .resilience import (
 )
 from .result import Result
 from .score import ScorePart, resilience_score
-from .slo import SLOResult, evaluate_slos, metric_value, window_requests
+from .slo import SLOResult, evaluate_slos, window_calls, window_requests
 
 __all__ = ["Analysis", "analyse"]
 
@@ -94,6 +96,8 @@ def analyse(result: Result) -> Analysis:
     ok = int(successes(reqs).sum())
     slos = evaluate_slos(result) if result.topology_text or result.given_topology else []
     rec = recovery_time(result.completed_requests(), intervals, warm, end)
+    # per edge over the calls of the measured requests; the run's figure is the worst edge
+    edges = edge_amplification(result.calls, window_calls(result, "all", reqs))
     services = set(impact["service"]) if len(impact) else set()
     if result.topology is not None:
         services |= set(result.topology.services)
@@ -110,8 +114,8 @@ def analyse(result: Result) -> Analysis:
         requests=len(reqs), unfinished=result.unfinished, ok=ok, availability=availability(reqs),
         throughput=throughput(reqs, result.span),
         windows=windowed_requests(result.completed_requests(), warm, end, WINDOW),
-        recovery_time=rec, retry_amplification=metric_value(result, "retry_amplification"),
-        edges=edge_amplification(result.calls), impact=impact, timeline=timeline,
+        recovery_time=rec, retry_amplification=worst_amplification(edges),
+        edges=edges, impact=impact, timeline=timeline,
         blast_radius=radius, faulted=faulted,
         cost=cost_breakdown(result.summary, successes=ok, timeline=cost_timeline),
         cost_timeline=cost_timeline, llm=llm_stats(result.calls), slos=slos, score=score,

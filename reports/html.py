@@ -89,6 +89,18 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dict("records") if len(frame) else []
 
 
+def _edge_rows(a: Analysis) -> tuple[list[dict[str, Any]], str]:
+    """The per-edge rows, the worst edge flagged when it retried at all, and its label."""
+    rows = _rows(a.edges)
+    worst = ""
+    for row in rows:
+        row["worst"] = (row["retry_amplification"] == a.retry_amplification
+                        and a.retry_amplification > 1.0 and not worst)
+        if row["worst"]:
+            worst = f"{row['caller']} → {row['callee']}"
+    return rows, worst
+
+
 def _cards(a: Analysis) -> list[tuple[str, str]]:
     return [
         ("requests measured", f"{a.requests:,}"),
@@ -112,6 +124,7 @@ def render_run(a: Analysis) -> str:
     figures.setdefault("cost", "")
     word, cls = verdict(a)
     faults = a.result.faults.to_dict("records") if len(a.result.faults) else []
+    edges, worst = _edge_rows(a)
     toc = [("slos", "SLOs"), ("graph", "Blast radius"), ("latency", "Latency"),
            ("throughput", "Throughput"), ("services", "Services"), ("llm", "LLM"),
            ("cascade", "Cascade"), ("cost", "Cost"), ("faults", "Faults"),
@@ -119,7 +132,7 @@ def render_run(a: Analysis) -> str:
     return environment().get_template("report.html.j2").render(
         r=a.result, a=a, css=_css(), figures=figures, verdict_word=word, verdict_class=cls,
         headline=headline(a), cards=_cards(a), impact=_rows(a.impact), llm=_rows(a.llm),
-        timeline=_rows(a.timeline), edges=_rows(a.edges), faults=faults, toc=toc)
+        timeline=_rows(a.timeline), edges=edges, worst_edge=worst, faults=faults, toc=toc)
 
 
 def render_comparison(analyses: list[Analysis]) -> str:

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from topologies import summary
+
 __all__ = [
     "WINDOW",
     "PERCENTILES",
@@ -49,22 +51,15 @@ PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 
 
 def percentile(values: Iterable[float] | pd.Series, q: float) -> float:
-    """The ``q``-th percentile (0-100) of the finite values, NaN when there are none."""
-    arr = np.asarray(pd.Series(values, dtype=float).dropna(), dtype=float)
-    if arr.size == 0:
-        return math.nan
-    return float(np.percentile(arr, q))
+    """The ``q``-th percentile (0-100) of the finite values, NaN when there are none
+    (summary.json's function, :func:`topologies.summary.percentile`)."""
+    return summary.percentile(pd.Series(values, dtype=float).to_numpy(), q)
 
 
 def latency_stats(latencies: Iterable[float] | pd.Series) -> dict[str, float]:
-    """mean, p50, p90, p95, p99, p999 and max of latencies in seconds (NaN when empty)."""
-    arr = np.asarray(pd.Series(latencies, dtype=float).dropna(), dtype=float)
-    if arr.size == 0:
-        return {k: math.nan for k in ("mean", *PERCENTILES, "max")}
-    out = {"mean": float(arr.mean())}
-    out.update({k: float(np.percentile(arr, q)) for k, q in PERCENTILES.items()})
-    out["max"] = float(arr.max())
-    return out
+    """mean, p50, p90, p95, p99, p999 and max of latencies in seconds (NaN when empty), as
+    summary.json's ``latency`` block (:func:`topologies.summary.latency_stats`)."""
+    return summary.latency_stats(pd.Series(latencies, dtype=float).to_numpy())
 
 
 def successes(requests: pd.DataFrame, count_degraded: bool = True) -> pd.Series:

@@ -16,13 +16,15 @@ Definitions (docs/reports.md repeats them for users):
   lasting to the end of the run, or a run that never gets back: ``inf`` (written ``null``
   with ``"recovered": false`` in summary.json) — never the remaining time, which would let a
   short tail pass a ``recovery_time`` SLO it did not meet.
-* **retry_amplification** — rows of calls.csv (every attempt of every call, the client's call
-  to the entry service included) divided by the calls the topology asked for: the distinct
-  ``(request_id, caller, callee[, call])`` keys among first attempts (``attempt`` equal to
-  the file's lowest attempt number; ``call`` is used when the engine writes that call-site
-  column). Retries of a caller re-run its calls with first attempts under the same key, so
-  nested retries multiply as they do in production: 2 client tries x 3 tries each on
-  gateway->llm is 6 llm calls for 1 asked.
+* **retry_amplification** — per edge ``caller->callee`` (the client's call to the entry service
+  included): call attempts made (rows of calls.csv) divided by the calls the topology asked
+  for, the distinct ``(request_id, caller, callee[, call])`` keys among first attempts
+  (``attempt`` equal to the file's lowest attempt number; ``call`` is the caller's call site,
+  when the engine writes it). Retries of a caller re-run its calls with first attempts under
+  the same key, so nested retries multiply as they do in production: 2 client tries x 3 tries
+  each on gateway->llm is 6 llm attempts for 1 asked. The run's figure is the **worst edge**,
+  never an average that would let the healthy edges hide a storm on one. One computation,
+  :func:`topologies.summary.edge_figures`, serves this module and summary.json's ``edges``.
 * **blast radius** — services whose calls, while a fault was active, had an error rate at
   least ``max(1 pp, 50 %)`` above their baseline, or a p99 at least 25 % (and 1 ms) above it,
   over at least 5 calls. An instantaneous fault (a kill with no duration) counts as active
@@ -39,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from topologies.summary import edge_figures, worst_amplification
 
 from .metrics import (
     WINDOW,
@@ -132,51 +136,49 @@ def recovery_time(requests: pd.DataFrame, intervals: list[tuple[float, float]], 
     max_err = max(base.error_rate * (1 + RECOVERY_TOLERANCE),
                   base.error_rate + RECOVERY_ERROR_FLOOR)
     max_p99 = base.p99 * (1 + RECOVERY_TOLERANCE)
-    after = requests[(requests["start"] >= end) & (requests["start"] < duration)]
-    k_of = window_index(after["start"], width, origin=end)
-    good = successes(after, count_degraded)
     n_windows = math.ceil((duration - end) / width)
-    within = []
-    for k in range(n_windows):
-        g = after[k_of == k]
-        if not len(g):
-            within.append(False)
-            continue
-        err = 1.0 - float(good.loc[g.index].mean())
-        p99 = percentile(success_latency(g), 99)
-        within.append(err <= max_err + 1e-12 and p99 <= max_p99 + 1e-12)
-    for k, ok in enumerate(within):
-        if ok and (k + 1 == len(within) or within[k + 1]):
-            return k * width
+    # one pass: bin the requests after the fault once, then walk the windows
+    start = requests["start"].to_numpy(dtype=float)
+    after = (start >= end) & (start < duration)
+    k = np.floor((start[after] - end) / width).astype(np.int64)
+    keep = k < n_windows
+    k = k[keep]
+    good = successes(requests, count_degraded).to_numpy()[after][keep]
+    answered = successes(requests).to_numpy()[after][keep]
+    latency = requests["latency"].to_numpy(dtype=float)[after][keep]
+    arrivals = np.bincount(k, minlength=n_windows)
+    succeeded = np.bincount(k, weights=good, minlength=n_windows)
+    has_latency = answered & ~np.isnan(latency)
+    k_lat, lat = k[has_latency], latency[has_latency]
+    order = np.argsort(k_lat, kind="stable")
+    k_lat, lat = k_lat[order], lat[order]
+    bounds = np.searchsorted(k_lat, np.arange(n_windows + 1))
+    within = np.zeros(n_windows, dtype=bool)
+    for w in range(n_windows):
+        if not arrivals[w] or bounds[w] == bounds[w + 1]:
+            continue   # no arrivals, or no successful latency: not back
+        err = 1.0 - succeeded[w] / arrivals[w]
+        p99 = float(np.percentile(lat[bounds[w]:bounds[w + 1]], 99))
+        within[w] = err <= max_err + 1e-12 and p99 <= max_p99 + 1e-12
+    for w in range(n_windows):
+        if within[w] and (w + 1 == n_windows or within[w + 1]):
+            return w * width
     return math.inf
 
 
-def _first_attempts(calls: pd.DataFrame) -> pd.DataFrame:
-    lowest = calls["attempt"].min()
-    keys = ["request_id", "caller", "callee"] + (["call"] if "call" in calls.columns else [])
-    # only the key columns: on a million-call run a full copy is hundreds of MiB
-    return calls.loc[calls["attempt"] == lowest, keys].drop_duplicates()
+def retry_amplification(calls: pd.DataFrame, rows: np.ndarray | None = None) -> float:
+    """The worst edge's attempts made divided by calls asked; NaN without calls.
+
+    ``rows`` (a boolean mask) restricts the calls.csv rows counted without copying them.
+    """
+    return worst_amplification(edge_figures(calls, rows))
 
 
-def retry_amplification(calls: pd.DataFrame) -> float:
-    """Call attempts made divided by calls the topology asked for; NaN without calls."""
-    if not len(calls):
-        return math.nan
-    asked = len(_first_attempts(calls))
-    return len(calls) / asked if asked else math.nan
-
-
-def edge_amplification(calls: pd.DataFrame) -> pd.DataFrame:
-    """Per edge (caller, callee): ``attempts``, ``asked``, ``amplification``, ``failed``."""
-    cols = ["caller", "callee", "attempts", "asked", "amplification", "failed"]
-    if not len(calls):
-        return pd.DataFrame(columns=cols)
-    first = _first_attempts(calls).groupby(["caller", "callee"]).size()
-    made = calls.groupby(["caller", "callee"]).agg(
-        attempts=("attempt", "size"), failed=("ok", lambda s: int((~s.astype(bool)).sum())))
-    out = made.join(first.rename("asked"), how="left").fillna({"asked": 0}).reset_index()
-    out["amplification"] = out["attempts"] / out["asked"].replace(0, np.nan)
-    return out[cols].sort_values(["caller", "callee"]).reset_index(drop=True)
+def edge_amplification(calls: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Per edge: ``caller``, ``callee``, ``calls`` (asked), ``attempts``,
+    ``retry_amplification``, ``errors`` (failed attempts); :func:`topologies.summary.edge_figures`.
+    """
+    return edge_figures(calls, rows)
 
 
 def _call_figures(calls: pd.DataFrame) -> tuple[int, float, float]:

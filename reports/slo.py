@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from topologies.errors import UsageError
@@ -38,8 +39,8 @@ from .metrics import (
 from .resilience import active_intervals, recovery_time, retry_amplification
 from .result import Result
 
-__all__ = ["SLOResult", "metric_value", "evaluate_slos", "window_requests", "window_seconds",
-           "slo_label"]
+__all__ = ["SLOResult", "metric_value", "evaluate_slos", "window_requests", "window_calls",
+           "window_seconds", "slo_label"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,20 @@ def window_requests(result: Result, window: str) -> pd.DataFrame:
     raise UsageError(f"unknown SLO window {window!r} (use all, fault or steady)")
 
 
+def window_calls(result: Result, window: str, requests: pd.DataFrame | None = None
+                 ) -> np.ndarray:
+    """Boolean mask of calls.csv rows made for the window's measured requests (``requests``
+    when already selected). Over ``all``, a calls table whose request ids match no request
+    counts whole."""
+    calls = result.calls
+    if requests is None:
+        requests = window_requests(result, window)
+    mask = calls["request_id"].isin(requests["request_id"]).to_numpy(dtype=bool)
+    if window == "all" and not mask.any():
+        mask = np.ones(len(calls), dtype=bool)
+    return mask
+
+
 def window_seconds(result: Result, window: str) -> float:
     """Seconds of the measured span that belong to the window."""
     lo, hi = result.warmup, result.duration
@@ -162,11 +177,7 @@ def metric_value(result: Result, metric: str, window: str = "all",
     if metric == "throughput":
         return throughput(reqs, window_seconds(result, window), count_degraded)
     if metric == "retry_amplification":
-        calls = result.calls
-        mine = calls[calls["request_id"].isin(reqs["request_id"])]
-        if window == "all" and not len(mine):
-            mine = calls
-        return retry_amplification(mine)
+        return retry_amplification(result.calls, window_calls(result, window, reqs))
     if metric == "cost_total":
         return _window_cost(result, window)
     # cost_per_1k

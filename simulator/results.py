@@ -3,16 +3,15 @@
 ``Result.write(dir)`` writes DESIGN's result directory (summary.json, requests.csv,
 calls.csv, timeseries.csv, faults.csv, topology.yaml), each file atomically.
 
-Statistics cover requests that arrive in [warmup, end). A request still in flight at the end
-has status 0 and error ``unfinished``: it is counted in ``requests`` and ``unfinished`` but
-is neither a success nor a failure, so it is left out of availability. Latency figures are
-those of successful requests (degraded answers included).
+The summary is :func:`topologies.summary.summarize_run` of these tables (the same function
+the live engine uses, so both engines count alike), given what only the simulator knows
+exactly: replica-seconds from every replica's span, the price of work nobody used, and the
+calls breakers short-circuited.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from topologies.files import atomic_write, atomic_write_text
+from topologies.summary import RunFacts, json_safe, summarize_run
 
 from .cost import replica_seconds, used_attempts
 from .errors import E_UNFINISHED, ERRORS
@@ -37,28 +37,6 @@ CALL_COLUMNS = ["request_id", "caller", "callee", "replica", "attempt", "start",
 TIMESERIES_COLUMNS = ["t", "service", "replicas", "ready_replicas", "busy", "queued",
                       "utilization", "throughput", "errors", "batch"]
 FAULT_COLUMNS = ["type", "target", "start", "end", "parameters"]
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe figures: numpy numbers to Python, NaN to null."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.integer | np.bool_):
-        return value.item()
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return None if math.isnan(value) or math.isinf(value) else value
-    return value
-
-
-def _percentiles(x: np.ndarray) -> dict[str, float]:
-    if x.size == 0:
-        return {k: math.nan for k in ("mean", "p50", "p90", "p95", "p99", "p999", "max")}
-    q = np.percentile(x, [50, 90, 95, 99, 99.9])
-    return {"mean": float(x.mean()), "p50": q[0], "p90": q[1], "p95": q[2], "p99": q[3],
-            "p999": q[4], "max": float(x.max())}
 
 
 @dataclass
@@ -139,7 +117,8 @@ class Result:
                              r_done if n_req else np.zeros(1, bool))
         del r_done
         call_cost = _view(rec.c_cost)
-        summary = _summary(sim, end, partial, requests, calls, ts, call_cost, used)
+        summary = summarize_run(sim.topology, requests, calls, ts,
+                                _facts(sim, end, partial, requests, calls, call_cost, used))
         return cls(requests, calls, ts, faults, summary, sim.topology, call_cost, used)
 
     def write(self, directory: str) -> str:
@@ -151,7 +130,7 @@ class Result:
                          lambda fh, df=df: _write_csv(fh, df))
         atomic_write_text(os.path.join(directory, "topology.yaml"), _dump(self.topology))
         atomic_write_text(os.path.join(directory, "summary.json"),
-                          json.dumps(_clean(self.summary), indent=2) + "\n")
+                          json.dumps(json_safe(self.summary), indent=2) + "\n")
         return directory
 
 
@@ -213,87 +192,26 @@ def _dump(topology: Any) -> str:
                                                                             sort_keys=False)
 
 
-def _summary(sim: Simulation, end: float, partial: bool, requests: pd.DataFrame,
-             calls: pd.DataFrame, ts: pd.DataFrame, call_cost: np.ndarray,
-             used: np.ndarray) -> dict[str, Any]:
-    topo = sim.topology
-    warmup = min(float(topo.workload.warmup), end)
-    span = max(end - warmup, 1e-12)
+def _facts(sim: Simulation, end: float, partial: bool, requests: pd.DataFrame,
+           calls: pd.DataFrame, call_cost: np.ndarray, used: np.ndarray) -> RunFacts:
+    """What the simulator knows exactly, over the measured window [warmup, min(duration, end)):
+    replica-seconds from each replica's span, the price of the work nobody used (attempts of
+    requests that arrived in the window), and breaker short-circuits."""
+    reached = max(float(end), float(sim.env.now))   # the drain may run past ``duration``
+    stop = min(sim.duration, reached)
+    warmup = min(float(sim.topology.workload.warmup), stop)
+    rs = replica_seconds(sim.rec.replica_spans, len(sim.services), warmup, stop)
     start = requests["start"].to_numpy()
-    in_win = (start >= warmup) & (start < end)
-    ok = requests["ok"].to_numpy() & in_win
-    unfinished = in_win & (requests["error"].cat.codes.to_numpy() == E_UNFINISHED)
-    n = int(in_win.sum())
-    n_ok = int(ok.sum())
-    answered = n - int(unfinished.sum())
-    lat = requests["latency"].to_numpy()[ok]
-    # calls whose request arrived in the window
+    in_win = (start >= warmup) & (start < stop)
     c_req = calls["request_id"].to_numpy()
-    c_in = in_win[c_req] if c_req.size else np.zeros(0, bool)
-    # cost
-    rs = replica_seconds(sim.rec.replica_spans, len(sim.services), warmup, end)
-    by_service = {}
-    wasted_by = {}
-    callee_codes = calls["callee"].cat.codes.to_numpy()
-    wasted_mask = c_in & ~used
-    for name, svc in sim.services.items():
-        by_service[name] = rs[svc.index] * svc.spec.cost.per_replica_hour / 3600.0
-        wasted_by[name] = float(call_cost[wasted_mask & (callee_codes == svc.index)].sum())
-    total = float(sum(by_service.values()))
-    wasted = float(sum(wasted_by.values()))
-    services: dict[str, Any] = {}
-    c_ok = calls["ok"].to_numpy()
-    c_lat = (calls["end"] - calls["start"]).to_numpy()
-    c_attempt = calls["attempt"].to_numpy()
-    for name, svc in sim.services.items():
-        m = c_in & (callee_codes == svc.index)
-        mine = ts[(ts["service"] == name) & (ts["t"] >= warmup) & (ts["t"] < end)]
-        ready = mine["ready_replicas"].to_numpy()
-        cap_seconds = float((np.maximum(ready, 1) * svc.capacity).sum())
-        work = float((mine["utilization"].to_numpy() * np.maximum(ready, 1) * svc.capacity).sum())
-        good = c_lat[m & c_ok]
-        entry = {
-            "utilization": work / cap_seconds if cap_seconds else math.nan,
-            "calls": int(m.sum()),
-            "errors": int((m & ~c_ok & (calls["error"].cat.codes.to_numpy() != E_UNFINISHED))
-                          .sum()),
-            "retries": int((m & (c_attempt > 1)).sum()),
-            "latency_p99": float(np.percentile(good, 99)) if good.size else math.nan,
-            "replicas_mean": float(mine["replicas"].mean()) if len(mine) else math.nan,
-            "replicas_max": int(mine["replicas"].max()) if len(mine) else svc.spec.replicas,
-            "cost": by_service[name],
-            "short_circuited": sum(e.short_circuited for e in sim.edges_into[name]),
-        }
-        if svc.spec.llm is not None:
-            ttft = calls["ttft"].to_numpy()[m & c_ok]
-            tpot = calls["tpot"].to_numpy()[m & c_ok]
-            tpot = tpot[~np.isnan(tpot)]
-            entry["ttft_p50"] = float(np.percentile(ttft, 50)) if ttft.size else math.nan
-            entry["ttft_p99"] = float(np.percentile(ttft, 99)) if ttft.size else math.nan
-            entry["tpot_mean"] = float(tpot.mean()) if tpot.size else math.nan
-            entry["tpot_p99"] = float(np.percentile(tpot, 99)) if tpot.size else math.nan
-        services[name] = entry
-    return {
-        "engine": "sim",
-        "topology": topo.name,
-        "scenario": sim.scenario.name,
-        "seed": sim.seed,
-        "duration": float(end),
-        "warmup": warmup,
-        "partial": bool(partial),
-        "requests": n,
-        "ok": n_ok,
-        "degraded": int((ok & requests["degraded"].to_numpy()).sum()),
-        "unfinished": int(unfinished.sum()),
-        "availability": n_ok / answered if answered else math.nan,
-        "error_rate": 1.0 - n_ok / answered if answered else math.nan,
-        "throughput": n_ok / span,
-        "latency": _percentiles(lat),
-        "cost": {"total": total,
-                 "per_1k": total / (n_ok / 1000.0) if n_ok else math.nan,
-                 "wasted": wasted,
-                 "wasted_share": wasted / total if total else 0.0,
-                 "by_service": by_service,
-                 "wasted_by_service": wasted_by},
-        "services": services,
-    }
+    wasted = (in_win[c_req] if c_req.size else np.zeros(0, bool)) & ~used
+    callee = calls["callee"].cat.codes.to_numpy()
+    wasted_cost = np.bincount(callee[wasted], weights=call_cost[wasted],
+                              minlength=len(sim.names))
+    return RunFacts(
+        engine="sim", end=reached, scenario=sim.scenario.name, seed=sim.seed,
+        duration=sim.duration, partial=partial,
+        replica_seconds={name: float(rs[svc.index]) for name, svc in sim.services.items()},
+        wasted_cost={name: float(wasted_cost[svc.index]) for name, svc in sim.services.items()},
+        short_circuited={name: sum(e.short_circuited for e in sim.edges_into[name])
+                         for name in sim.services})

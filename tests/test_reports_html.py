@@ -61,7 +61,7 @@ def test_report_sections_carry_units_cascade_cost_and_topology(report):
     assert "Cascade timeline" in html and "<td>llm</td>" in html
     assert "$0.146" in html  # cost total from summary.json
     assert "name: mini" in html  # the resolved topology text
-    assert "1.01x" in html  # retry amplification
+    assert "1.02x" in html  # retry amplification: the worst edge, gateway -> llm
 
 
 def test_report_of_a_run_without_faults_or_slos(tmp_path):

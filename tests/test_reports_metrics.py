@@ -57,7 +57,7 @@ def test_mini_run_figures(tmp_path):
     # latency of the 490 successful requests: the 10 failures (at 1.0 s) are left out
     assert a.latency["mean"] == pytest.approx((350 * 0.1 + 90 * 1.0 + 50 * 0.5) / 490)
     assert a.recovery_time == 5.0
-    assert a.retry_amplification == pytest.approx(1.01)
+    assert a.retry_amplification == pytest.approx(1.02)   # the worst edge, gateway->llm
     # per 5 s window: [25, 30) has 50 requests of which 10 failed
     row = a.windows.set_index("t").loc[25.0]
     assert (row["requests"], row["errors"], row["error_rate"]) == (50, 10, 0.2)
@@ -116,15 +116,15 @@ def test_retry_amplification_multiplies_nested_retries():
         for a in (1, 2, 3):
             rows.append((0, "gateway", "llm", a, 0, 1, a == 3))
     c = _calls(rows)
-    assert resilience.retry_amplification(c) == pytest.approx(8 / 2)
     edges = resilience.edge_amplification(c).set_index("callee")
-    assert edges.loc["llm", "amplification"] == 6
-    assert edges.loc["gateway", "amplification"] == 2
-    assert edges.loc["llm", "failed"] == 4
-    # a second request without retries halves nothing but adds its 2 asked calls
+    assert edges.loc["llm", "retry_amplification"] == 6
+    assert edges.loc["gateway", "retry_amplification"] == 2
+    assert edges.loc["llm", "errors"] == 4
+    assert resilience.retry_amplification(c) == pytest.approx(6)   # the worst edge
+    # a second request without retries adds one asked call per edge: llm 7 / 2, gateway 3 / 2
     c2 = pd.concat([c, _calls([(1, "client", "gateway", 1, 0, 1, True),
                                (1, "gateway", "llm", 1, 0, 1, True)])])
-    assert resilience.retry_amplification(c2) == pytest.approx(10 / 4)
+    assert resilience.retry_amplification(c2) == pytest.approx(7 / 2)
     assert math.isnan(resilience.retry_amplification(c.iloc[0:0]))
 
 
@@ -233,9 +233,9 @@ def test_retry_amplification_counts_two_calls_on_one_edge_as_two_asked():
             (0, "gateway", "llm", 1, 0, 1, True)]
     c = _calls(rows).assign(call=[0, 0, 1])
     assert resilience.retry_amplification(c) == pytest.approx(1.0)
-    # the second llm call retried once: 4 attempts for 3 asked
+    # the second llm call retried once: 3 attempts for 2 asked on gateway->llm
     c = _calls([*rows, (0, "gateway", "llm", 2, 0, 1, True)]).assign(call=[0, 0, 1, 1])
-    assert resilience.retry_amplification(c) == pytest.approx(4 / 3)
+    assert resilience.retry_amplification(c) == pytest.approx(3 / 2)
 
 
 def test_simulated_calls_carry_the_call_site():
