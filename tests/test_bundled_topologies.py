@@ -125,3 +125,24 @@ def test_summary_of_bundled_topologies_has_no_cycle(loaded):
     for t in loaded.values():
         s = summarize(t)
         assert s.cycle is None and s.depth is not None and s.depth >= 1
+
+
+def test_rag_chat_crash_is_a_black_hole_that_outlier_detection_closes(loaded):
+    """crash-one-llm: the gateway's least_request balancer keeps choosing the dead LLM replica
+    (it refuses fastest) until it restarts 90 s later; ejecting it after 5 failures in a row
+    gives most of the availability back (docs/topologies.md)."""
+    import dataclasses
+
+    import simulator
+    from topologies.model import FrozenMap, OutlierDetection
+
+    t = loaded["rag-chat"]
+    gateway = t.services["gateway"]
+    calls = tuple(dataclasses.replace(c, outlier_detection=OutlierDetection(5, 30.0))
+                  if getattr(c, "to", None) == "llm" else c for c in gateway.calls)
+    ejecting = dataclasses.replace(t, services=FrozenMap(
+        {**t.services, "gateway": dataclasses.replace(gateway, calls=calls)}))
+    plain = simulator.simulate(t, "crash-one-llm", seed=0).summary["availability"]
+    ejected = simulator.simulate(ejecting, "crash-one-llm", seed=0).summary["availability"]
+    assert plain < 0.75
+    assert ejected > plain + 0.2
