@@ -119,6 +119,12 @@ def test_utilization_weights_intervals_by_ready_replica_seconds():
     assert s["services"]["gateway"]["utilization"] == pytest.approx(0.5)
     assert s["services"]["llm"]["replicas_mean"] == pytest.approx(3.0)
     assert s["services"]["llm"]["replicas_max"] == 4
+    # a second with no replica ready (both killed) has no capacity: it weighs nothing
+    requests, calls, ts = _tables()
+    down = (ts["service"] == "llm") & (ts["t"] == 3)
+    ts.loc[down, ["ready_replicas", "utilization"]] = [0, 0.0]
+    s = summarize_run(TOPO, requests, calls, ts, RunFacts(engine="sim", end=12.0))
+    assert s["services"]["llm"]["utilization"] == pytest.approx((4.8 + 3.2) / (6 + 16))
 
 
 def test_last_interval_is_cut_at_the_window_end():

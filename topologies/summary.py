@@ -22,10 +22,11 @@ Rules:
   linear interpolation between order statistics (the p50 of 1..100 is 50.5), the same
   function for requests, calls, TTFT and TPOT.
 * **Utilization** of a service = busy unit-seconds / (capacity x ready-replica-seconds) over
-  the window, from timeseries.csv: each interval's ``utilization`` weighted by its
-  ``ready_replicas`` (an interval with none weighs as one replica, as the per-interval
-  figure's denominator does) x the part of the interval inside the window. An interval runs
-  from its ``t`` to the service's next ``t`` (the last one: as long as the usual interval).
+  the window, from timeseries.csv: each interval's ``utilization`` (busy unit-seconds over
+  the capacity-seconds of its ready replicas) weighted by its ``ready_replicas`` x the part
+  of the interval inside the window, so an interval with no replica ready weighs nothing. An
+  interval runs from its ``t`` to the service's next ``t`` (the last one: as long as the
+  usual interval).
 * **Cost.** Replica-seconds per service inside the window come from the engine when it knows
   them exactly (``RunFacts.replica_seconds``: every replica from its start, cold start
   included, to its stop), else from timeseries ``replicas`` x interval widths (a service
@@ -256,7 +257,8 @@ def _distinct_first_edges(calls: pd.DataFrame, edge: np.ndarray, first: np.ndarr
     site = site - site.min()
     n_e, n_s = int(e.max()) + 1, int(site.max()) + 1
     if (int(rid_codes.max()) + 1) * n_e * n_s < 2 ** 62:   # one packed integer per key
-        keys = np.unique((rid_codes * n_e + e) * n_s + site)
+        keys = np.sort((rid_codes * n_e + e) * n_s + site)
+        keys = keys[np.append(True, keys[1:] != keys[:-1])]   # distinct (sorting beats hashing)
         return (keys // n_s) % n_e
     keys = pd.DataFrame({"r": rid_codes, "e": e, "s": site}).drop_duplicates()
     return keys["e"].to_numpy()
@@ -432,7 +434,7 @@ def _weighted_timeseries(timeseries: pd.DataFrame, lo: float, hi: float
         if len(rows):
             ready = rows["ready"].to_numpy()
             ready = np.where(np.isnan(ready), rows["replicas"].to_numpy(), ready)
-            out[str(name)] = rows.assign(ready=np.maximum(ready, 1.0))
+            out[str(name)] = rows.assign(ready=ready)
     return out
 
 
