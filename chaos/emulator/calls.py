@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 from topologies.model import Call
 from topologies.outcomes import retry_class
-from topologies.policies import Backoff, Breaker, RetryBudget, retry_wait
+from topologies.policies import (
+    Backoff,
+    Breaker,
+    OutlierDetector,
+    RetryBudget,
+    outlier_ok,
+    retry_wait,
+)
 
 from .client import HttpClient, Refused, Reset
 from .log import CsvLog
@@ -68,24 +75,31 @@ class Edge:
                                   self.retry.budget_window if self.retry else 10.0)
         self.jitter = jitter
         self.breaker = Breaker(call.circuit_breaker) if call.circuit_breaker else None
+        # keyed by the callee address index; this caller replica's own view
+        self.outlier = OutlierDetector(call.outlier_detection) \
+            if call.outlier_detection is not None else None
         self.short_circuited = 0
 
     def pick(self) -> int:
-        """The index of the callee address the next attempt goes to."""
+        """The index of the callee address the next attempt goes to: the balancer's choice
+        among the addresses outlier detection has not ejected (all, when it ejected all)."""
         n = len(self.addresses)
+        cands = list(range(n))
+        if self.outlier is not None:
+            cands = self.outlier.keep(cands, _same, time.monotonic())
+        m = len(cands)
         if self.balancer == "random":
-            return min(n - 1, int(self.uniform() * n))
-        if self.balancer == "least_request":
-            low = min(self.in_flight)
-            start = self._next
-            self._next = (self._next + 1) % n
-            for k in range(n):  # ties broken round robin
-                i = (start + k) % n
-                if self.in_flight[i] == low:
-                    return i
-        i = self._next % n
-        self._next = (i + 1) % n
-        return i
+            return cands[min(m - 1, int(self.uniform() * m))]
+        start = self._next % m
+        self._next += 1
+        if self.balancer == "least_request":  # ties broken round robin
+            best = cands[start]
+            for k in range(1, m):
+                i = cands[(start + k) % m]
+                if self.in_flight[i] < self.in_flight[best]:
+                    best = i
+            return best
+        return cands[start]
 
     async def run(self, request_id: str, index: int, body: bytes) -> Outcome:
         """The call: attempts under breaker, timeout, retries, budget; then the fallback."""
@@ -140,6 +154,8 @@ class Edge:
             out = Outcome(0, "reset")
         finally:
             self.in_flight[i] -= 1
+        if self.outlier is not None:
+            self.outlier.record(i, time.monotonic(), outlier_ok(out.status))
         end = time.time() - self.epoch
         # ttft from this attempt's start: the callee says how long before its answer the
         # first token came out (older callees send only their own ttft)
@@ -151,6 +167,10 @@ class Edge:
                       _num(headers.get("x-faultmesh-tpot")),
                       headers.get("x-faultmesh-output-tokens", ""), index))
         return out
+
+
+def _same(i: int) -> int:
+    return i
 
 
 def _num(text: str | None) -> float | None:

@@ -10,6 +10,15 @@ Each chunk carries the time it was read, so a latency toxic delays every chunk b
 counted from arrival: chunks are pipelined, not serialised. The toxic list is read afresh for
 every chunk, so a toxic added or removed applies to connections already open. A toxic's
 toxicity is drawn once per connection (per link), from the server's seeded generator.
+
+Toxics that end connections act on open ones too, timed from when the toxic starts on the
+link (when it is added, for a connection already open; when the connection opens, for a new
+one): ``timeout`` drops data at once and closes the connection after its timeout (0: held
+until the toxic is removed, then closed); ``reset_peer`` drops data and resets the connection
+(RST) after its timeout, whether data flows or not.
+
+When the upstream refuses the proxy's connection, the client's connection is reset (RST,
+before any byte) and the proxy is told (``on_refused``), so it can refuse in turn.
 """
 
 from __future__ import annotations
@@ -79,14 +88,17 @@ class Link:
                     if toxic.attr("timeout") > 0:
                         state.timer = asyncio.ensure_future(
                             self._close_after(toxic.attr("timeout") / 1000))
+                elif state.active and toxic.type == "reset_peer":
+                    state.timer = asyncio.ensure_future(
+                        self._close_after(toxic.attr("timeout") / 1000, reset=True))
 
     def _active(self) -> list[Toxic]:
         return [t for t in self.conn.chain(self.stream)
                 if (s := self.states.get(t.uid)) is not None and s.active]
 
-    async def _close_after(self, delay: float) -> None:
+    async def _close_after(self, delay: float, reset: bool = False) -> None:
         await asyncio.sleep(delay)
-        self.conn.close()
+        self.conn.close(reset=reset)
 
     # --- the two tasks ----------------------------------------------------------------------
     async def read(self) -> None:
@@ -131,12 +143,8 @@ class Link:
                 jitter = toxic.attr("jitter")
                 delay = toxic.attr("latency") + (rng.uniform(-jitter, jitter) if jitter else 0)
                 await _sleep_until(stamp + max(delay, 0) / 1000)
-            elif kind == "timeout":
-                return  # data dropped on the floor
-            elif kind == "reset_peer":
-                await asyncio.sleep(toxic.attr("timeout") / 1000)
-                self.conn.close(reset=True)
-                return
+            elif kind in ("timeout", "reset_peer"):
+                return  # data dropped on the floor until the timer ends the connection
             elif kind == "bandwidth" and toxic.attr("rate") > 0:
                 rate = toxic.attr("rate") * 1024.0
                 step = max(1, int(rate / 20))  # pieces worth 50 ms each
@@ -209,7 +217,8 @@ class Connection:
     def __init__(self, client_reader: asyncio.StreamReader,
                  client_writer: asyncio.StreamWriter, upstream: tuple[str, int],
                  chain: Callable[[str], list[Toxic]], rng: Random,
-                 on_close: Callable[[Connection], None]) -> None:
+                 on_close: Callable[[Connection], None],
+                 on_refused: Callable[[], None] = lambda: None) -> None:
         self.client_reader = client_reader
         self.client_writer = client_writer
         self.upstream = upstream
@@ -219,6 +228,7 @@ class Connection:
         self.timeouts: set[int] = set()  # uids of active timeout toxics (closing on removal)
         self.closed = False
         self._on_close = on_close
+        self._on_refused = on_refused
         self._upstream_writer: asyncio.StreamWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._finished = asyncio.Event()
@@ -229,8 +239,10 @@ class Connection:
             try:
                 up_reader, up_writer = await asyncio.wait_for(
                     asyncio.open_connection(*self.upstream), timeout=10)
-            except (TimeoutError, OSError):
-                self.close()
+            except (TimeoutError, OSError) as exc:
+                if isinstance(exc, ConnectionRefusedError) and not self.closed:
+                    self._on_refused()  # first: the caller's second look must be refused
+                self.close(reset=True)  # RST before any byte: nothing reached a server
                 return
             self._upstream_writer = up_writer
             if self.closed:  # disabled while connecting

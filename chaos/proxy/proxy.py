@@ -4,6 +4,13 @@ Enabled, it accepts connections on ``listen`` and pipes each to ``upstream``; di
 listener is closed and every open connection with it (that is how faultmesh's ``down`` fault
 looks in live mode: connections refused). Enabling again listens on the same address — the real
 port, when the proxy was created with port 0.
+
+A proxy whose upstream refuses a connection refuses in turn: that client connection is reset
+(RST, before any byte) and the listener closed at once; the proxy then tries the upstream every
+:data:`PROBE_INTERVAL` seconds and listens again (same address) as soon as it accepts. So a
+caller sees a dead replica behind a proxy as it would see it directly: connections refused. The
+proxy stays ``enabled`` in the API meanwhile. (Toxiproxy keeps listening and closes each
+connection it cannot pass on.)
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from chaos.proxy.errors import TOXIC_EXISTS, TOXIC_NOT_FOUND, ApiError
 from chaos.proxy.link import Connection
 from chaos.proxy.toxics import STREAMS, Toxic
 
-__all__ = ["Proxy", "split_address", "format_address"]
+__all__ = ["Proxy", "split_address", "format_address", "PROBE_INTERVAL"]
+
+PROBE_INTERVAL = 0.05
+"""Seconds between tries of a refusing upstream."""
 
 
 def split_address(address: str, what: str) -> tuple[str, int]:
@@ -59,6 +69,7 @@ class Proxy:
         self._upstream: tuple[str, int] = ("", 0)
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._probe: asyncio.Task[None] | None = None  # while the upstream refuses
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "listen": self.listen, "upstream": self.upstream,
@@ -67,7 +78,7 @@ class Proxy:
     # --- listening --------------------------------------------------------------------------
     async def start(self) -> None:
         """Listen (again); ``listen`` then shows the real address. No-op when enabled."""
-        if self._server is not None:
+        if self._server is not None or self._probe is not None:
             return
         upstream = split_address(self.upstream, "upstream")
         sock = _bind(self.listen)
@@ -80,6 +91,9 @@ class Proxy:
     async def stop(self) -> None:
         """Close the listener and every open connection."""
         self.enabled = False
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.cancel()
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -94,12 +108,40 @@ class Proxy:
         assert task is not None
         self._handlers.add(task)
         conn = Connection(reader, writer, self._upstream, self.chain, self._rng,
-                          self.connections.discard)
+                          self.connections.discard, self._upstream_refused)
         self.connections.add(conn)
         try:
             await conn.run()
         finally:
             self._handlers.discard(task)
+
+    def _upstream_refused(self) -> None:
+        """The upstream refused a connection: stop listening until it accepts again."""
+        if self._server is None or not self.enabled:
+            return
+        server, self._server = self._server, None
+        server.close()  # the listening socket closes now; queued connections are reset
+        self._probe = asyncio.ensure_future(self._reopen())
+
+    async def _reopen(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(*self._upstream), timeout=1)
+            except (TimeoutError, OSError):
+                continue
+            writer.transport.abort()
+            try:
+                sock = _bind(self.listen)
+            except ApiError:  # the port is taken for now: try again
+                continue
+            if self._probe is not asyncio.current_task():  # stopped meanwhile
+                sock.close()
+                return
+            self._server = await asyncio.start_server(self._accept, sock=sock)
+            self._probe = None
+            return
 
     # --- toxics -----------------------------------------------------------------------------
     def chain(self, stream: str) -> list[Toxic]:
