@@ -2,8 +2,10 @@
 
 An edge (``caller->callee``) as the caller keeps it: the callee replicas' addresses and a
 balancer over them (round_robin, random, or least_request over this replica's own in-flight
-attempts per address), the call's timeout (the caller abandons the attempt; the callee keeps
-working), retries with :class:`~topologies.policies.Backoff` and
+attempts per address) that skips the addresses its
+:class:`~topologies.policies.OutlierDetector` has ejected (``outlier_detection``; every
+attempt's outcome to an address is recorded), the call's timeout (the caller abandons the
+attempt; the callee keeps working), retries with :class:`~topologies.policies.Backoff` and
 :class:`~topologies.policies.RetryBudget`, a :class:`~topologies.policies.Breaker` (open: the
 call fails fast with ``circuit_open`` and no attempt is made) and the ``degrade`` fallback —
 the same rules, in the same order, as the simulator's (docs/simulation.md, Calls).
