@@ -5,8 +5,10 @@ restarted after 1 s on the same port), then the gateway is frozen (``pause``, 0.
 
 What is measured: faults.csv holds the three actual windows; the 503 answers all fall in the
 errors window; requests fail while a replica is dead and the restarted replica serves again;
-requests sent during the pause wait for it; timeseries.csv counts one backend replica during
-the kill; no emulator process of the run is left. About 10 s.
+requests sent during the pause wait for it; the killed replica still exists while it restarts
+(timeseries ``replicas`` stays 2, ``ready_replicas`` drops to 1) and costs as in the simulator
+(2 replica-seconds per second of the window); no emulator process of the run is left.
+About 12 s.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ services:
     workers: 8
     restart: 1s
     latency: {dist: constant, value: 5ms}
+    cost: {per_replica_hour: 3600}     # 1 USD per replica-second
 scenarios:
   mixed:
     faults:
@@ -97,7 +100,12 @@ def test_killed_replica_restarts_and_is_counted(run: tuple[int, str, str]) -> No
     after = [c for c in calls if c["callee"] == "backend" and c["replica"] == "0"
              and float(c["start"]) > k1 + 0.1 and c["status"] == "200"]
     assert after, "the restarted replica served no call"
-    ts = rows(os.path.join(out, "timeseries.csv"))
-    backend = {int(r["t"]): int(r["replicas"]) for r in ts if r["service"] == "backend"}
-    assert backend[0] == 2 and 1 in backend.values()
+    ts = [r for r in rows(os.path.join(out, "timeseries.csv")) if r["service"] == "backend"]
+    assert {int(r["replicas"]) for r in ts} == {2}
+    ready = {int(r["t"]): int(r["ready_replicas"]) for r in ts}
+    assert ready[0] == 2 and 1 in ready.values()
+    with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
+        summary = json.load(fh)
+    window = summary["duration"] - summary["warmup"]
+    assert summary["cost"]["by_service"]["backend"] == pytest.approx(2 * window, rel=0.01)
     assert emulators_of(out) == []

@@ -6,8 +6,9 @@ one second each, one after the other.
 What is measured: each fault's failures appear in calls.csv only inside (or within 0.6 s
 after, for the abandoned attempts) its actual window from faults.csv, with the outcome the
 toxic produces: ``refused`` for down, ``timeout`` for bandwidth and timeout, ``reset`` for
-reset_peer, ``refused`` on replica 0 alone for the partition; no toxic was refused (summary
-notes). About 12 s.
+reset_peer; the partition of replica 0 is a blackhole: attempts to it hang until the caller's
+500 ms timeout (504 ``timeout`` after ~0.5 s, never ``refused`` at once) while replica 1
+answers; no toxic was refused (summary notes). About 12 s.
 """
 
 from __future__ import annotations
@@ -72,8 +73,12 @@ def test_network_faults_map_to_toxics(tmp_path) -> None:
     assert len(failures("bandwidth", "timeout")) >= 10
     assert len(failures("timeout", "timeout")) >= 5
     assert len(failures("reset_peer", "reset")) >= 10
-    assert len(failures("partition", "refused", "0")) >= 5
-    assert not failures("partition", "refused", "1")
+    cut = failures("partition", "timeout", "0")
+    assert len(cut) >= 5
+    assert all(c["status"] == "504" and float(c["end"]) - float(c["start"]) >= 0.45
+               for c in cut)
+    assert not failures("partition", "refused", "0")
+    assert not failures("partition", "timeout", "1")
     # outside every window (+0.6 s for abandoned attempts and closing connections) all is well
     def outside(c: dict[str, str]) -> bool:
         t = float(c["start"])
