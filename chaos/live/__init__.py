@@ -14,6 +14,8 @@ simulator writes, and the same summary function, so reports and gates work uncha
 Modules:
 
 * ``run``       -- :class:`LiveRun`: starting, loading, scheduling faults, teardown.
+* ``wiring``    -- the call graph's order, the fault proxy, one proxy per edge.
+* ``lifecycle`` -- replicas started, restarted after a kill, started and stopped by scaling.
 * ``book``      -- :class:`ReplicaBook`: which replicas exist and serve, over time.
 * ``faults``    -- what each fault type does to proxies, emulators and processes.
 * ``autoscale`` -- the shared autoscaling rule (``topologies.scaling``) on real replicas.
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 from .book import Replica, ReplicaBook
 from .faults import EMULATOR_FAULTS, NETWORK_FAULTS, PROCESS_FAULTS
-from .run import DRAIN_WAIT, FIRST_REQUEST_WAIT, LiveRun, answer_time_bound
+from .lifecycle import DRAIN_WAIT
+from .run import FIRST_REQUEST_WAIT, LiveRun
+from .wiring import answer_time_bound
 
 __all__ = ["LiveRun", "answer_time_bound", "NETWORK_FAULTS", "EMULATOR_FAULTS",
            "PROCESS_FAULTS", "FIRST_REQUEST_WAIT", "DRAIN_WAIT", "Replica", "ReplicaBook"]

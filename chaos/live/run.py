@@ -11,83 +11,34 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
 
-from topologies.errors import RunError, UsageError
-from topologies.model import Call, ParallelGroup, Topology
+from topologies.errors import UsageError
+from topologies.model import Topology
 
 from . import faults
 from .autoscale import LiveAutoscaler
-from .book import Replica, ReplicaBook
+from .book import ReplicaBook
 from .faults import Applied
+from .lifecycle import ReplicaLifecycle
 from .relay import MemberRelay, RoundRobinFront
 from .util import http
+from .wiring import (
+    Edge,
+    answer_time_bound,
+    callees,
+    create_proxy,
+    service_order,
+    start_proxy_server,
+)
 
-__all__ = ["LiveRun", "answer_time_bound", "FIRST_REQUEST_WAIT", "DRAIN_WAIT"]
+__all__ = ["LiveRun", "FIRST_REQUEST_WAIT"]
 
 #: Seconds the fault scheduler waits for the load's first request before it starts anyway.
 FIRST_REQUEST_WAIT = 40.0
-#: Seconds a replica the autoscaler stops may take to finish its requests before SIGTERM.
-DRAIN_WAIT = 60.0
 
 
-@dataclass
-class Edge:
-    """One proxy: the connection from ``caller`` to balancer slot ``replica`` of ``callee``
-    (the replica of that index, or for an autoscaled callee its relay's slot)."""
-
-    name: str
-    caller: str
-    callee: str
-    replica: int
-    proxy: Any
-    listen: str
-
-
-def _order(topology: Topology) -> list[str]:
-    """Services callees first (reverse topological order of the acyclic call graph)."""
-    import networkx as nx
-
-    from topologies.graph import call_graph
-
-    return list(reversed(list(nx.topological_sort(call_graph(topology)))))
-
-
-def answer_time_bound(topology: Topology, floor: float = 2.0, cap: float = 60.0) -> float:
-    """How long the entry may take to answer, bounded from the calls' timeouts and retries
-    (a call without a timeout: its callee's own bound; 1 s of own work per service), within
-    [floor, cap]. The open load gives each user this much room, so slow answers (an LLM's
-    seconds) do not hold the offered rate down (users >> rate x latency)."""
-    memo: dict[str, float] = {}
-
-    def service(name: str) -> float:
-        if name not in memo:
-            total = 1.0
-            for step in topology.services[name].calls:
-                group = step.parallel if isinstance(step, ParallelGroup) else (step,)
-                total += max(call(c) for c in group)
-            memo[name] = total
-        return memo[name]
-
-    def call(c: Call) -> float:
-        tries = c.retry.attempts if c.retry else 1
-        return tries * (c.timeout if c.timeout is not None else service(c.to))
-
-    return min(cap, max(floor, service(topology.entry)))
-
-
-def _callees(topology: Topology, name: str) -> list[str]:
-    out: list[str] = []
-    for step in topology.services[name].calls:
-        for call in getattr(step, "parallel", (step,)):
-            if call.to not in out:
-                out.append(call.to)
-    return out
-
-
-class LiveRun:
+class LiveRun(ReplicaLifecycle):
     """One live run of ``topology`` under ``scenario`` into the result directory ``out``."""
 
     def __init__(self, topology: Topology, scenario: str | None, *, seed: int = 0,
@@ -148,7 +99,7 @@ class LiveRun:
         self.epoch = time.time()
         load = None
         try:
-            self._start_proxy()
+            self._server = start_proxy_server(self.toxiproxy_url, self.seed)
             self._start_services()
             scheduler = threading.Thread(target=self._schedule, name="faultmesh-faults",
                                          daemon=True)
@@ -195,69 +146,18 @@ class LiveRun:
                         headroom=answer_time_bound(self.topology))
 
     # --- starting and stopping -------------------------------------------------------------
-    def _start_proxy(self) -> None:
-        from toxiproxy.api import APIConsumer
-
-        if self.toxiproxy_url:
-            parts = urlsplit(self.toxiproxy_url if "//" in self.toxiproxy_url
-                             else "http://" + self.toxiproxy_url)
-            if not parts.hostname or not parts.port:
-                raise UsageError(f"--toxiproxy: expected http://HOST:PORT, not "
-                                 f"{self.toxiproxy_url!r}")
-            APIConsumer.host, APIConsumer.port = parts.hostname, parts.port
-            import toxiproxy
-
-            try:
-                answered = toxiproxy.Toxiproxy().version() is not None
-            except Exception:  # noqa: BLE001 - requests' connection errors and the like
-                answered = False
-            if not answered:
-                raise RunError(f"no Toxiproxy API answers at {parts.hostname}:{parts.port}")
-            return
-        from chaos.proxy import ProxyServer
-
-        try:
-            self._server = ProxyServer("127.0.0.1", 0, seed=self.seed).start()
-        except OSError as exc:
-            raise RunError(f"cannot start the fault proxy: {exc}") from None
-        APIConsumer.host, APIConsumer.port = self._server.host, self._server.port
-
-    def _proxy(self, caller: str, callee: str, k: int, upstream: str) -> Edge:
-        import toxiproxy
-
-        name = f"{caller}->{callee}#{k}"
-        try:
-            proxy = toxiproxy.Toxiproxy().create(upstream=upstream, name=name,
-                                                 listen="127.0.0.1:0")
-        except Exception as exc:  # requests' connection errors, ProxyExists
-            raise RunError(f"cannot create proxy {name}: {exc}") from None
-        proxy.name = quote(name, safe="")  # '#' and '>' in URL paths
-        listen = str(proxy.listen)
-        if listen.endswith(":0"):
-            raise RunError(f"proxy {name}: the Toxiproxy server did not report its port")
-        edge = Edge(name, caller, callee, k, proxy, listen)
-        self.edges.append(edge)
-        return edge
-
-    def initial_replicas(self, name: str) -> int:
-        """Replicas a service starts with: ``replicas``, within the autoscaler's [min, max]."""
-        spec = self.topology.services[name]
-        if spec.autoscale is None:
-            return spec.replicas
-        return min(spec.autoscale.max, max(spec.autoscale.min, spec.replicas))
-
     def _start_services(self) -> None:
         """Replicas leaves first, then one proxy per (caller, balancer slot) into them. An
         autoscaled service has ``autoscale.max`` slots from the start, behind its relay."""
         callers: dict[str, list[str]] = defaultdict(list)
         for name in self.topology.services:
-            for callee in _callees(self.topology, name):
+            for callee in callees(self.topology, name):
                 callers[callee].append(name)
         callers[self.topology.entry].append("client")
-        for name in _order(self.topology):
+        for name in service_order(self.topology):
             spec = self.topology.services[name]
             self.upstreams[name] = {callee: [e.listen for e in self.edges_into(name, callee)]
-                                    for callee in _callees(self.topology, name)}
+                                    for callee in callees(self.topology, name)}
             now = time.time()
             for k in range(self.initial_replicas(name)):
                 process = self._process(name, k)
@@ -270,33 +170,7 @@ class LiveRun:
                 slots = [rep.process.address for rep in self.book.existing(name)]
             for caller in callers.get(name, []):
                 for k, address in enumerate(slots):
-                    self._proxy(caller, name, k, address)
-
-    def _process(self, name: str, k: int, port: int = 0) -> Any:
-        from chaos.emulator.launch import start_replica
-
-        began = time.monotonic()
-        process = start_replica(self.topo_path, name, self._log(name, k), replica=k,
-                                upstreams=self.upstreams[name], epoch=self.epoch,
-                                seed=self.seed, port=port)
-        self._startups.append(time.monotonic() - began)
-        return process
-
-    def startup_time(self) -> float:
-        """The shortest time a replica process took to start listening in this run: a
-        killed replica's restart begins this much before it is due, so it serves again
-        after the service's ``restart``, not ``restart`` plus the process's own start."""
-        return min(self._startups, default=0.0)
-
-    def _log(self, name: str, k: int) -> str:
-        return os.path.join(os.path.abspath(self.logs), f"{name}-{k}.csv")
-
-    def refresh(self, service: str) -> None:
-        """Tell an autoscaled service's relay which replicas are in the balancer now."""
-        relay = self.relays.get(service)
-        if relay is not None:
-            relay.set_members({r.index: r.port for r in self.book.in_balancer(service)
-                               if r.port is not None})
+                    self.edges.append(create_proxy(caller, name, k, address))
 
     def _teardown(self) -> None:
         """SIGTERM every replica (SIGCONT first if paused), stop the relays and the proxy."""
@@ -334,101 +208,6 @@ class LiveRun:
                     edge.proxy.destroy()
                 except Exception:  # noqa: BLE001 - best effort on an outside server
                     pass
-
-    # --- replicas coming and going (faults, autoscaler) ------------------------------------
-    def grow(self, service: str, now: float) -> Replica | None:
-        """Start one more replica of ``service``: it costs from ``now`` and joins the
-        balancer after the autoscaler's ``cold_start``."""
-        spec = self.topology.services[service].autoscale
-        assert spec is not None
-        with self.book.lock:
-            held = {r.index for r in self.book.replicas.get(service, []) if not r.exited}
-            free = [k for k in range(spec.max) if k not in held]
-            if not free:
-                return None
-            rep = self.book.add(service, free[0], now, ready=False,
-                                log=self._log(service, free[0]))
-        self._helper(self._bring_up, (rep, now + spec.cold_start),
-                     f"faultmesh-start-{service}-{rep.index}")
-        return rep
-
-    def _helper(self, target: Any, args: tuple[Any, ...], name: str) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._helpers.append(thread)
-        thread.start()
-
-    def _bring_up(self, rep: Replica, ready_at: float) -> None:
-        try:
-            process = self._process(rep.service, rep.index)
-        except RunError as exc:
-            self.problem(f"autoscaler: {exc}")
-            self.book.stop(rep, time.time())
-            rep.exited = True
-            return
-        with self._lock:
-            rep.process, rep.port = process, process.port
-            gone = self._closing or rep.stopped is not None
-        if gone:
-            process.stop()
-            rep.exited = True
-            return
-        self._post_admin_faults(rep)
-        if self._closed.wait(max(0.0, ready_at - time.time())):
-            return
-        self.book.set_ready(rep, max(ready_at, time.time()))
-        self.refresh(rep.service)
-
-    def shrink(self, rep: Replica, now: float) -> None:
-        """Stop a replica: it leaves the balancer (and stops costing) at ``now``; its process
-        ends once its last connection has (at most :data:`DRAIN_WAIT` s later)."""
-        self.book.stop(rep, now)
-        self.refresh(rep.service)
-        self._helper(self._drain, (rep,), f"faultmesh-stop-{rep.service}-{rep.index}")
-
-    def _drain(self, rep: Replica) -> None:
-        relay = self.relays.get(rep.service)
-        give_up = time.time() + DRAIN_WAIT
-        while rep.process is None and time.time() < give_up:
-            if self._closed.wait(0.05):
-                return
-        if rep.process is None or rep.exited:  # it never came up (_bring_up ends it)
-            return
-        while (relay is not None and rep.port is not None and relay.open_to(rep.port) > 0
-               and time.time() < give_up):
-            if self._closed.wait(0.05):
-                return  # the teardown stops it
-        with self._lock:
-            if self._closing:
-                return
-        rep.process.stop()
-        rep.exited = True
-
-    def restart(self, a: Applied, rep: Replica) -> None:
-        """A killed replica serves again on its port (the end of the kill's window)."""
-        if self._stop.is_set() or rep.stopped is not None or rep.port is None:
-            return
-        try:
-            process = self._process(rep.service, rep.index, port=rep.port)
-        except RunError as exc:
-            self.problem(f"restart of {rep.service}#{rep.index}: {exc}")
-            return
-        with self._lock:
-            rep.process = process
-            if self._closing:  # the run ended while it was starting
-                process.stop()
-                rep.exited = True
-                return
-            self.book.set_down(rep, time.time(), False)
-            a.end = time.time()
-        self._post_admin_faults(rep)
-
-    def _post_admin_faults(self, rep: Replica) -> None:
-        """The ``errors``/``slow`` faults active on the service reach a new replica too."""
-        for body in list(self.admin_faults.get(rep.service, {}).values()):
-            try:
-                http("POST", rep.port, "/_faultmesh/faults", body)
-            except OSError as exc:
-                self.problem(f"fault {body['type']} on {rep.service}#{rep.index}: {exc}")
 
     # --- faults ----------------------------------------------------------------------------
     def edges_into(self, caller: str | None, callee: str) -> list[Edge]:

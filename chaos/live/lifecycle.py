@@ -1,0 +1,178 @@
+"""Replicas coming and going during a live run: started at the beginning, restarted after a
+kill, started and stopped by the autoscaler — and what each of those costs and when each
+serves (recorded in the run's :class:`~chaos.live.book.ReplicaBook`)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from topologies.errors import RunError
+
+from .book import Replica, ReplicaBook
+from .util import http
+
+if TYPE_CHECKING:
+    from topologies.model import Topology
+
+    from .faults import Applied
+    from .relay import MemberRelay
+
+__all__ = ["ReplicaLifecycle", "DRAIN_WAIT"]
+
+#: Seconds a replica the autoscaler stops may take to finish its requests before SIGTERM.
+DRAIN_WAIT = 60.0
+
+
+class ReplicaLifecycle:
+    """The part of :class:`~chaos.live.LiveRun` that starts, restarts and stops replica
+    processes (its state lives in the run)."""
+
+    topology: Topology
+    topo_path: str
+    logs: str
+    seed: int
+    epoch: float
+    book: ReplicaBook
+    upstreams: dict[str, dict[str, list[str]]]
+    relays: dict[str, MemberRelay]
+    admin_faults: dict[str, dict[str, dict[str, Any]]]
+    _stop: threading.Event
+    _closed: threading.Event
+    _closing: bool
+    _lock: threading.Lock
+    _helpers: list[threading.Thread]
+    _startups: list[float]
+
+    def problem(self, message: str) -> None:
+        raise NotImplementedError
+
+    def initial_replicas(self, name: str) -> int:
+        """Replicas a service starts with: ``replicas``, within the autoscaler's [min, max]."""
+        spec = self.topology.services[name]
+        if spec.autoscale is None:
+            return spec.replicas
+        return min(spec.autoscale.max, max(spec.autoscale.min, spec.replicas))
+
+    def _process(self, name: str, k: int, port: int = 0) -> Any:
+        from chaos.emulator.launch import start_replica
+
+        began = time.monotonic()
+        process = start_replica(self.topo_path, name, self._log(name, k), replica=k,
+                                upstreams=self.upstreams[name], epoch=self.epoch,
+                                seed=self.seed, port=port)
+        self._startups.append(time.monotonic() - began)
+        return process
+
+    def startup_time(self) -> float:
+        """The shortest time a replica process took to start listening in this run: a
+        killed replica's restart begins this much before it is due, so it serves again
+        after the service's ``restart``, not ``restart`` plus the process's own start."""
+        return min(self._startups, default=0.0)
+
+    def _log(self, name: str, k: int) -> str:
+        return os.path.join(os.path.abspath(self.logs), f"{name}-{k}.csv")
+
+    def refresh(self, service: str) -> None:
+        """Tell an autoscaled service's relay which replicas are in the balancer now."""
+        relay = self.relays.get(service)
+        if relay is not None:
+            relay.set_members({r.index: r.port for r in self.book.in_balancer(service)
+                               if r.port is not None})
+
+    def grow(self, service: str, now: float) -> Replica | None:
+        """Start one more replica of ``service``: it costs from ``now`` and joins the
+        balancer after the autoscaler's ``cold_start``."""
+        spec = self.topology.services[service].autoscale
+        assert spec is not None
+        with self.book.lock:
+            held = {r.index for r in self.book.replicas.get(service, []) if not r.exited}
+            free = [k for k in range(spec.max) if k not in held]
+            if not free:
+                return None
+            rep = self.book.add(service, free[0], now, ready=False,
+                                log=self._log(service, free[0]))
+        self._helper(self._bring_up, (rep, now + spec.cold_start),
+                     f"faultmesh-start-{service}-{rep.index}")
+        return rep
+
+    def _helper(self, target: Any, args: tuple[Any, ...], name: str) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._helpers.append(thread)
+        thread.start()
+
+    def _bring_up(self, rep: Replica, ready_at: float) -> None:
+        try:
+            process = self._process(rep.service, rep.index)
+        except RunError as exc:
+            self.problem(f"autoscaler: {exc}")
+            self.book.stop(rep, time.time())
+            rep.exited = True
+            return
+        with self._lock:
+            rep.process, rep.port = process, process.port
+            gone = self._closing or rep.stopped is not None
+        if gone:
+            process.stop()
+            rep.exited = True
+            return
+        self._post_admin_faults(rep)
+        if self._closed.wait(max(0.0, ready_at - time.time())):
+            return
+        self.book.set_ready(rep, max(ready_at, time.time()))
+        self.refresh(rep.service)
+
+    def shrink(self, rep: Replica, now: float) -> None:
+        """Stop a replica: it leaves the balancer (and stops costing) at ``now``; its process
+        ends once its last connection has (at most :data:`DRAIN_WAIT` s later)."""
+        self.book.stop(rep, now)
+        self.refresh(rep.service)
+        self._helper(self._drain, (rep,), f"faultmesh-stop-{rep.service}-{rep.index}")
+
+    def _drain(self, rep: Replica) -> None:
+        relay = self.relays.get(rep.service)
+        give_up = time.time() + DRAIN_WAIT
+        while rep.process is None and time.time() < give_up:
+            if self._closed.wait(0.05):
+                return
+        if rep.process is None or rep.exited:  # it never came up (_bring_up ends it)
+            return
+        while (relay is not None and rep.port is not None and relay.open_to(rep.port) > 0
+               and time.time() < give_up):
+            if self._closed.wait(0.05):
+                return  # the teardown stops it
+        with self._lock:
+            if self._closing:
+                return
+        rep.process.stop()
+        rep.exited = True
+
+    def restart(self, a: Applied, rep: Replica) -> None:
+        """A killed replica serves again on its port (the end of the kill's window)."""
+        if self._stop.is_set() or rep.stopped is not None or rep.port is None:
+            return
+        try:
+            process = self._process(rep.service, rep.index, port=rep.port)
+        except RunError as exc:
+            self.problem(f"restart of {rep.service}#{rep.index}: {exc}")
+            return
+        with self._lock:
+            rep.process = process
+            if self._closing:  # the run ended while it was starting
+                process.stop()
+                rep.exited = True
+                return
+            self.book.set_down(rep, time.time(), False)
+            a.end = time.time()
+        self._post_admin_faults(rep)
+
+    def _post_admin_faults(self, rep: Replica) -> None:
+        """The ``errors``/``slow`` faults active on the service reach a new replica too."""
+        for body in list(self.admin_faults.get(rep.service, {}).values()):
+            try:
+                http("POST", rep.port, "/_faultmesh/faults", body)
+            except OSError as exc:
+                self.problem(f"fault {body['type']} on {rep.service}#{rep.index}: {exc}")
+
