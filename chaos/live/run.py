@@ -132,7 +132,9 @@ class LiveRun(ReplicaLifecycle):
         return summary
 
     def _load(self) -> Any:
-        """Run the load (the drain included); its :class:`~loadtests.LoadResult`."""
+        """Run the load (the drain included); its :class:`~loadtests.LoadResult`. Open load
+        gets users for the slowest answer possible: the topology's bound, or the client
+        timeout when that is shorter."""
         from loadtests import run_load
 
         fronts = [e.listen for e in self.edges_into("client", self.topology.entry)]
@@ -143,7 +145,8 @@ class LiveRun(ReplicaLifecycle):
             url = f"http://{fronts[0]}"
         return run_load(self.topology.workload, url, duration=self.duration,
                         seed=self.seed, out_dir=self.out, web=self.web,
-                        headroom=answer_time_bound(self.topology))
+                        headroom=min(answer_time_bound(self.topology),
+                                     max(2.0, self.topology.workload.timeout)))
 
     # --- starting and stopping -------------------------------------------------------------
     def _start_services(self) -> None:
