@@ -158,6 +158,19 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
 
 
+async def _any_accepts(ports: list[int]) -> bool:
+    """Whether one of the replicas on ``ports`` accepts a connection now."""
+    for port in ports:
+        try:
+            _, probe = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port),
+                                              timeout=1)
+        except (TimeoutError, OSError):
+            continue
+        probe.transport.abort()
+        return True
+    return False
+
+
 class _Framing:
     """Where a stream of HTTP/1.1 responses stands: ``feed`` the bytes as they pass; it says
     whether they ended a response with nothing of the next one begun (a connection at rest)."""
@@ -337,15 +350,10 @@ class MemberRelay(_LoopThread):
         """Listen on the slot's port again as soon as its replica accepts connections."""
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
-            target = self._members.get(slot) or next(iter(self._members.values()), None)
-            if target is None:
+            members = self._members
+            targets = [members[slot]] if slot in members else list(members.values())
+            if not await _any_accepts(targets):
                 continue
-            try:
-                _, probe = await asyncio.wait_for(
-                    asyncio.open_connection("127.0.0.1", target), timeout=1)
-            except (TimeoutError, OSError):
-                continue
-            probe.transport.abort()
             try:
                 server = await asyncio.start_server(
                     lambda r, w: self._serve(slot, r, w), "127.0.0.1", self._ports[slot])
