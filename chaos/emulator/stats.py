@@ -72,7 +72,11 @@ class Stats:
         self._ok0, self._failed0 = self.ok, self.failed
         return row
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> dict[str, float]:
+        """Counts now, and ``busy_seconds``: the busy units integrated since the start (the
+        live autoscaler takes differences of it over its interval)."""
         return {"in_flight": self.in_flight, "busy": self.meter.level,
+                "busy_seconds": round(self.meter.total(time.monotonic()), 6),
+                "capacity": self.capacity,
                 "waiting_workers": self.waiting_workers, "workers": self.workers,
                 "arrived": self.arrived, "ok": self.ok, "failed": self.failed}

@@ -82,10 +82,11 @@ def run(args: argparse.Namespace) -> int:
     lat = summary.get("latency") or {}
     avail = summary.get("availability")
     p99 = lat.get("p99")
+    rps = summary.get("throughput")
     print(f"{topo.name}/{scenario} live: {summary.get('requests', 0)} requests, availability "
           f"{'-' if avail is None else f'{100 * avail:.2f}%'}, p99 "
           f"{'-' if p99 is None else f'{1000 * p99:.0f}ms'}, "
-          f"{summary.get('throughput', 0.0):.1f} req/s -> {out}")
+          f"{'-' if rps is None else f'{rps:.1f}'} req/s -> {out}")
     failed = [s.get("name") or s.get("metric", "?") for s in summary.get("slos", [])
               if s.get("pass") is False]
     if failed:
