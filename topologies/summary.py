@@ -147,14 +147,18 @@ def as_bool(column: pd.Series | np.ndarray) -> np.ndarray:
 def unfinished_rows(frame: pd.DataFrame) -> np.ndarray:
     """Rows (requests or call attempts) without an outcome: error ``unfinished``, or no end
     and no status."""
-    n = len(frame)
-    mask = np.zeros(n, dtype=bool)
+    mask = np.zeros(len(frame), dtype=bool)
     if "error" in frame.columns:
         mask |= _word_is(frame["error"], "unfinished")
     if "end" in frame.columns and "status" in frame.columns:
-        end = pd.to_numeric(frame["end"], errors="coerce").to_numpy(dtype=float)
-        status = pd.to_numeric(frame["status"], errors="coerce").to_numpy(dtype=float)
-        mask |= np.isnan(end) & (np.nan_to_num(status, nan=0.0) == 0)
+        end = _values(frame, "end")
+        no_end = np.isnan(end) if end.dtype.kind == "f" else np.zeros(len(frame), bool)
+        if no_end.any():
+            status = _values(frame, "status")
+            no_status = status == 0
+            if status.dtype.kind == "f":
+                no_status |= np.isnan(status)
+            mask |= no_end & no_status
     return mask
 
 
@@ -171,20 +175,38 @@ def _text_test(column: pd.Series, test: Any) -> np.ndarray:
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes (-1: missing) and the names they stand for."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.cat.codes.to_numpy().astype(np.int64), [str(c) for c in
-                                                              column.cat.categories]
+    if isinstance(column.dtype, pd.CategoricalDtype):   # codes as stored: int8 for a few names
+        return column.cat.codes.to_numpy(), [str(c) for c in column.cat.categories]
     codes, uniques = pd.factorize(column, use_na_sentinel=True)  # missing values: -1
-    return codes.astype(np.int64), [str(u) for u in uniques]
+    return codes.astype(np.int32), [str(u) for u in uniques]
+
+
+def _values(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A numeric column as stored (a view where possible); text read as numbers (else NaN)."""
+    s = frame[column]
+    if s.dtype.kind in "iuf":
+        return s.to_numpy()
+    if s.dtype.kind == "b":
+        return s.to_numpy().astype(np.int8)
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
 
 
 def _numbers(frame: pd.DataFrame, column: str, default: float = math.nan) -> np.ndarray:
+    """A column as floats (a view when it already is); ``default`` when it is absent."""
     if column not in frame.columns:
         return np.full(len(frame), default)
-    s = frame[column]
-    if s.dtype.kind in "iufb":
-        return s.to_numpy(dtype=float)
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+    values = _values(frame, column)
+    return values if values.dtype.kind == "f" else values.astype(float)
+
+
+def _lowest(values: np.ndarray, rows: np.ndarray) -> float:
+    """The lowest value among ``rows`` (missing values ignored), 1 when there is none."""
+    if not rows.any():
+        return 1.0
+    if values.dtype.kind in "iu":
+        return float(values.min(where=rows, initial=np.iinfo(values.dtype).max))
+    low = float(np.fmin.reduce(values, where=rows, initial=np.inf))
+    return low if math.isfinite(low) else 1.0
 
 
 def json_safe(value: Any) -> Any:
@@ -204,6 +226,29 @@ def json_safe(value: Any) -> Any:
 
 
 # --- edges -----------------------------------------------------------------------------------
+@dataclass
+class _Calls:
+    """The calls.csv columns the figures use, as arrays (computed once per table)."""
+
+    caller: np.ndarray          # integer codes, -1 missing
+    caller_names: list[str]
+    callee: np.ndarray
+    callee_names: list[str]
+    ok: np.ndarray              # bool
+    open: np.ndarray            # bool: no outcome (unfinished)
+    attempt: np.ndarray         # as stored (whole numbers, or floats with NaN)
+
+    @classmethod
+    def of(cls, calls: pd.DataFrame) -> _Calls:
+        caller, caller_names = _codes(calls["caller"])
+        callee, callee_names = _codes(calls["callee"])
+        ok = as_bool(calls["ok"]) if "ok" in calls.columns else np.ones(len(calls), bool)
+        attempt = (_values(calls, "attempt") if "attempt" in calls.columns
+                   else np.ones(len(calls), np.int8))
+        return cls(caller, caller_names, callee, callee_names, ok, unfinished_rows(calls),
+                   attempt)
+
+
 def edge_figures(calls: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:
     """Per edge (caller, callee) of calls.csv rows: calls asked, attempts, amplification, errors.
 
@@ -213,55 +258,83 @@ def edge_figures(calls: pd.DataFrame, rows: np.ndarray | None = None) -> pd.Data
     ``rows``, a boolean mask, limits the rows counted (no copy of a large table).
     """
     if not len(calls) or (rows is not None and not rows.any()):
+        return _edge_frame([])
+    return _edges(calls, _Calls.of(calls), rows)
+
+
+def _edge_frame(rows: list[tuple]) -> pd.DataFrame:
+    if not rows:
         return pd.DataFrame({c: pd.Series(dtype=object if c in ("caller", "callee") else float)
                              for c in EDGE_COLUMNS})
-    caller, caller_names = _codes(calls["caller"])
-    callee, callee_names = _codes(calls["callee"])
-    valid = (caller >= 0) & (callee >= 0)
+    return pd.DataFrame(rows, columns=EDGE_COLUMNS)
+
+
+def _edges(calls: pd.DataFrame, c: _Calls, rows: np.ndarray | None) -> pd.DataFrame:
+    valid = (c.caller >= 0) & (c.callee >= 0)
     if rows is not None:
         valid &= np.asarray(rows, dtype=bool)
-    n_callee = max(len(callee_names), 1)
-    n_edges = max(len(caller_names), 1) * n_callee
-    edge = np.where(valid, caller * n_callee + callee, 0)
-    attempt = _numbers(calls, "attempt", 1.0)
-    lowest = np.nanmin(attempt[valid]) if np.isfinite(attempt[valid]).any() else 1.0
-    first = valid & (attempt == lowest)
+    if not valid.any():
+        return _edge_frame([])
+    n_callee = max(len(c.callee_names), 1)
+    n_edges = max(len(c.caller_names), 1) * n_callee
+    edge = np.multiply(c.caller, n_callee, dtype=np.int16 if n_edges < 2 ** 15 else np.int32)
+    edge += c.callee
+    first = valid & (c.attempt == _lowest(c.attempt, valid))
     attempts = np.bincount(edge[valid], minlength=n_edges)
-    ok = as_bool(calls["ok"]) if "ok" in calls.columns else np.ones(len(calls), bool)
-    failed = valid & ~ok & ~unfinished_rows(calls)
+    failed = valid & ~c.ok & ~c.open
     errors = np.bincount(edge[failed], minlength=n_edges)
+    del failed, valid
     asked = np.bincount(_distinct_first_edges(calls, edge, first), minlength=n_edges)
-    rows = []
+    out = []
     for e in np.flatnonzero(attempts):
-        a, b = caller_names[e // n_callee], callee_names[e % n_callee]
-        rows.append((a != "client", a, b, int(asked[e]), int(attempts[e]),
-                     attempts[e] / asked[e] if asked[e] else math.nan, int(errors[e])))
-    rows.sort(key=lambda r: r[:3])
-    return pd.DataFrame([r[1:] for r in rows], columns=EDGE_COLUMNS)
+        a, b = c.caller_names[e // n_callee], c.callee_names[e % n_callee]
+        out.append((a != "client", a, b, int(asked[e]), int(attempts[e]),
+                    attempts[e] / asked[e] if asked[e] else math.nan, int(errors[e])))
+    out.sort(key=lambda r: r[:3])
+    return _edge_frame([r[1:] for r in out])
 
 
 def _distinct_first_edges(calls: pd.DataFrame, edge: np.ndarray, first: np.ndarray
                           ) -> np.ndarray:
-    """The edge of each distinct (request, edge, call site) key among first attempts."""
-    rid = calls["request_id"]
-    if rid.dtype.kind in "iu":
-        rid_codes = rid.to_numpy()[first].astype(np.int64)
-    else:
-        rid_codes = pd.factorize(rid[first], use_na_sentinel=False)[0].astype(np.int64)
-    site = (np.nan_to_num(_numbers(calls, "call", 0.0)[first], nan=0.0).astype(np.int64)
-            if "call" in calls.columns else np.zeros(int(first.sum()), np.int64))
+    """The edge of each distinct (request, edge, call site) key among first attempts.
+
+    Each key is packed into one integer, built in place (a million-call run's summary is
+    computed while the simulation still holds its records: temporaries are kept few)."""
     e = edge[first]
     if not e.size:
         return e
-    rid_codes = rid_codes - rid_codes.min()
-    site = site - site.min()
-    n_e, n_s = int(e.max()) + 1, int(site.max()) + 1
-    if (int(rid_codes.max()) + 1) * n_e * n_s < 2 ** 62:   # one packed integer per key
-        keys = np.sort((rid_codes * n_e + e) * n_s + site)
-        keys = keys[np.append(True, keys[1:] != keys[:-1])]   # distinct (sorting beats hashing)
-        return (keys // n_s) % n_e
-    keys = pd.DataFrame({"r": rid_codes, "e": e, "s": site}).drop_duplicates()
-    return keys["e"].to_numpy()
+    rid = calls["request_id"]
+    if rid.dtype.kind in "iu":
+        key = rid.to_numpy()[first].astype(np.int64, copy=False)
+    else:
+        key = pd.factorize(rid[first], use_na_sentinel=False)[0].astype(np.int64, copy=False)
+    if "call" in calls.columns:
+        site = _values(calls, "call")[first]
+        if site.dtype.kind == "f":
+            site = np.nan_to_num(site, nan=0.0).astype(np.int64)
+    else:
+        site = np.zeros(e.size, np.int8)
+    key -= key.min()
+    s_min = int(site.min())
+    n_e, n_s = int(e.max()) + 1, int(site.max()) - s_min + 1
+    if (int(key.max()) + 1) * n_e * n_s >= 2 ** 62:   # too wide to pack: pandas does it
+        keys = pd.DataFrame({"r": key, "e": e, "s": site}).drop_duplicates()
+        return keys["e"].to_numpy()
+    key *= n_e
+    key += e
+    key *= n_s
+    key += site
+    key -= s_min
+    del site
+    key.sort()   # distinct keys by sorting: faster than hashing
+    distinct = np.empty(key.size, dtype=bool)
+    distinct[0] = True
+    np.not_equal(key[1:], key[:-1], out=distinct[1:])
+    key = key[distinct]
+    del distinct
+    key //= n_s
+    key %= n_e
+    return key
 
 
 def worst_amplification(edges: pd.DataFrame) -> float:
@@ -304,21 +377,17 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
     latency = _numbers(requests, "latency")[ok]
 
     # calls of the measured requests (a mask: no copy of a large table)
+    c = _Calls.of(calls)
     sel = _calls_of(requests, measured, calls) if len(calls) else np.zeros(0, bool)
-    edges = edge_figures(calls, sel)
+    edges = _edges(calls, c, sel) if len(calls) else _edge_frame([])
 
     # timeseries widths inside the window
     ts = _weighted_timeseries(timeseries, warmup, stop)
 
     services: dict[str, Any] = {}
     by_service: dict[str, float] = {}
-    callee, callee_names = _codes(calls["callee"]) if len(calls) else (np.zeros(0, int), [])
-    code_of = {name: i for i, name in enumerate(callee_names)}
-    c_ok = as_bool(calls["ok"]) if len(calls) else np.zeros(0, bool)
-    c_open = unfinished_rows(calls)
-    c_lat = _numbers(calls, "end") - _numbers(calls, "start")
-    c_attempt = _numbers(calls, "attempt", 1.0)
-    lowest = np.nanmin(c_attempt[sel]) if np.isfinite(c_attempt[sel]).any() else 1.0
+    code_of = {name: i for i, name in enumerate(c.callee_names)}
+    lowest = _lowest(c.attempt, sel)
     for name, spec in topology.services.items():
         rows = ts.get(name)
         if facts.replica_seconds is not None:
@@ -328,14 +397,15 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
         else:
             rs = float(spec.replicas) * span
         by_service[name] = rs * float(spec.cost.per_replica_hour) / 3600.0
-        m = sel & (callee == code_of.get(name, -2))
-        good = m & c_ok
+        m = sel & (c.callee == code_of.get(name, -2))
+        good = np.flatnonzero(m & c.ok)
+        c_lat = _numbers(calls, "end")[good] - _numbers(calls, "start")[good]
         entry: dict[str, Any] = {
             "utilization": _utilization(rows),
             "calls": int(m.sum()),
-            "errors": int((m & ~c_ok & ~c_open).sum()),
-            "retries": int((m & (c_attempt > lowest)).sum()),
-            "latency_p99": percentile(c_lat[good], 99),
+            "errors": int((m & ~c.ok & ~c.open).sum()),
+            "retries": int((m & (c.attempt > lowest)).sum()),
+            "latency_p99": percentile(c_lat, 99),
             "replicas_mean": (float((rows["replicas"] * rows["w"]).sum() / rows["w"].sum())
                               if rows is not None else math.nan),
             "replicas_max": (int(rows["replicas"].max()) if rows is not None
@@ -401,7 +471,10 @@ def _calls_of(requests: pd.DataFrame, keep: np.ndarray, calls: pd.DataFrame) -> 
         r = rid.to_numpy()
         c = c_rid.to_numpy()
         if len(r) and r[0] == 0 and r[-1] == len(r) - 1 and np.array_equal(r, np.arange(len(r))):
-            inside = (c >= 0) & (c < len(r))          # request_id is the row number
+            # request_id is the row number
+            if len(c) and c.min() >= 0 and c.max() < len(r):
+                return keep[c]
+            inside = (c >= 0) & (c < len(r))
             out = np.zeros(len(c), dtype=bool)
             out[inside] = keep[c[inside]]
             return out
