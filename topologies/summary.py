@@ -356,8 +356,20 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
     and timeseries.csv (``pandas.read_csv`` of the files is fine: true/false as
     True/False, 1/0 or text, empty cells as NaN); ``facts`` are the engine's (see
     :class:`RunFacts`). Returns a JSON-safe dict (no NaN: ``None``) with the figures of the
-    module docstring.
+    module docstring. An engine that wrote its result files calls it as::
+
+        read = [pd.read_csv(os.path.join(out, f"{name}.csv"))
+                for name in ("requests", "calls", "timeseries")]
+        summary = summarize_run(topology, *read, RunFacts(
+            engine="live", end=time_reached, duration=arrivals_stopped_at,
+            scenario=scenario.name, seed=seed, partial=interrupted, notes=notes))
+
+    and writes ``json.dumps(summary)``; the simulator passes its in-memory tables and its
+    exact replica-seconds, wasted cost and short-circuits.
     """
+    if not len(calls):   # no calls at all: the columns the figures read, empty
+        calls = pd.DataFrame({c: pd.Series(dtype=float) for c in (
+            "request_id", "caller", "callee", "attempt", "start", "end", "status", "ok")})
     duration = float(topology.workload.duration if facts.duration is None else facts.duration)
     end = float(facts.end)
     stop = min(duration, end)
@@ -378,8 +390,8 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
 
     # calls of the measured requests (a mask: no copy of a large table)
     c = _Calls.of(calls)
-    sel = _calls_of(requests, measured, calls) if len(calls) else np.zeros(0, bool)
-    edges = _edges(calls, c, sel) if len(calls) else _edge_frame([])
+    sel = _calls_of(requests, measured, calls)
+    edges = _edges(calls, c, sel)
 
     # timeseries widths inside the window
     ts = _weighted_timeseries(timeseries, warmup, stop)
