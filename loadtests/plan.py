@@ -4,18 +4,18 @@ A :class:`LoadPlan` says how many Locust users run, for how long, against which 
 how each of them paces its requests. It is plain data (it crosses into the load process as
 JSON) and it carries the pacing rules themselves, which are pure Python and seeded:
 
-* **open** workloads (arrivals at a ``rate``, or a piecewise-linear ``profile``): the plan
-  splits the arrival process over ``users`` users, each running its own Poisson process at
-  ``peak / users`` thinned by ``rate(t) / peak`` (:class:`Arrivals`). A user sends at the
-  *scheduled* times, not a fixed wait after its last answer, so a slow system does not slow
-  the arrivals; a user is late only while its previous request is still unanswered, and
+* **open** workloads (arrivals at a ``rate``, or a piecewise-linear ``profile``): the arrival
+  times are the simulator's own for the same seed (``topologies.arrivals``), dealt out in
+  turn over ``users`` users (arrival k to user k mod users; :class:`Arrivals`). A user sends
+  at the *scheduled* times, not a fixed wait after its last answer, so a slow system does not
+  slow the arrivals; a user is late only while its previous request is still unanswered, and
   with enough users (mean gap per user ``headroom`` seconds, well above the latency) that is
-  rare. The superposition of the users' processes is the simulator's arrival process.
+  rare. A simulated and a live run with the same seed are offered the same requests.
 * **closed** workloads: ``users`` users, each thinking for a draw of ``think`` before each
   request and waiting for its answer (:func:`think_sampler`), as in the simulator.
 
-Randomness comes only from one ``random.Random`` per user, derived from the run seed and
-the user's index (:func:`user_rng`).
+Randomness comes from the shared arrival schedule (open) and one ``random.Random`` per user
+(closed: think times), derived from the run seed and the user's index (:func:`user_rng`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from topologies.errors import UsageError
 from topologies.model import Distribution, RatePoint, Workload
 
-__all__ = ["LoadPlan", "plan_load", "Arrivals", "think_sampler", "user_rng",
+__all__ = ["LoadPlan", "plan_load", "Arrivals", "schedule", "think_sampler", "user_rng",
            "DEFAULT_HEADROOM", "MAX_USERS", "DRAIN_MARGIN"]
 
 #: Mean seconds between two requests of one user of an open workload: a user is late only
@@ -170,36 +170,37 @@ def user_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"faultmesh-load:{seed}:user:{index}")
 
 
-class Arrivals:
-    """One open-workload user's arrival times: a Poisson process at ``peak / users``,
-    each arrival kept with probability ``rate(t) / peak`` (Lewis-Shedler thinning).
+def schedule(plan: LoadPlan) -> list[float]:
+    """Every arrival time of an open plan in its run, as the simulator draws them."""
+    from topologies.arrivals import open_arrivals
 
-    Times are seconds from the start of the run; :meth:`next` returns None once the next
-    arrival would fall after the end of the run.
+    return list(open_arrivals(plan.workload(), plan.seed, plan.duration))
+
+
+class Arrivals:
+    """One open-workload user's arrival times: every ``users``-th time of the run's shared
+    schedule (:func:`schedule`), starting with number ``index``.
+
+    Times are seconds from the start of the run; :meth:`next` returns None when this user
+    has no arrival left.
     """
 
-    def __init__(self, plan: LoadPlan, rng: random.Random, start: float = 0.0):
+    def __init__(self, plan: LoadPlan, index: int, times: list[float] | None = None):
         if plan.model != "open":
             raise ValueError(f"plan: Arrivals needs an open plan, not {plan.model!r}")
-        self.rng = rng
-        self.peak = plan.peak
-        self.per_user = plan.peak / plan.users if plan.users else 0.0
-        self.duration = plan.duration
-        self.t = float(start)
-        self._rate_at: Callable[[float], float] | None = (
-            plan.workload().rate_at if plan.profile else None)
+        if plan.users <= 0:
+            self._times: list[float] = []
+        else:
+            all_times = schedule(plan) if times is None else times
+            self._times = all_times[index % plan.users::plan.users]
+        self._next = 0
 
     def next(self) -> float | None:
-        """The next scheduled arrival of this user, or None if it falls after the run."""
-        if self.per_user <= 0:
+        """The next scheduled arrival of this user, or None if there is none left."""
+        if self._next >= len(self._times):
             return None
-        rng, rate_at = self.rng, self._rate_at
-        while True:
-            self.t += rng.expovariate(self.per_user)
-            if self.t >= self.duration:
-                return None
-            if rate_at is None or rng.random() * self.peak < rate_at(self.t):
-                return self.t
+        self._next += 1
+        return self._times[self._next - 1]
 
 
 def think_sampler(dist: Distribution | None, rng: random.Random) -> Callable[[], float]:

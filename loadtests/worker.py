@@ -72,7 +72,7 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     from locust.contrib.fasthttp import FastHttpUser
     from locust.env import Environment
 
-    from .plan import DRAIN_MARGIN, Arrivals, think_sampler, user_rng
+    from .plan import DRAIN_MARGIN, Arrivals, schedule, think_sampler, user_rng
     from .results import ERROR_HEADER, SPOOL_COLUMNS, error_word
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -87,6 +87,7 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     out.writerow(SPOOL_COLUMNS)
     forever = plan.duration + plan.grace + 3600.0
     timeout = float(plan.request_timeout)
+    times = schedule(plan) if plan.model == "open" else []   # the simulator's arrivals
 
     def fmt(x: float | None) -> str:
         return "" if x is None else "%.6f" % x  # noqa: UP031
@@ -149,8 +150,7 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         or not the system has kept up (late only while its last request is unanswered)."""
 
         def on_start(self) -> None:
-            rng = user_rng(plan.seed, next(user_ids))
-            self.arrivals = Arrivals(plan, rng, start=clock() - t0)
+            self.arrivals = Arrivals(plan, next(user_ids), times)
             self.due: float | None = None
             self.wait()
 

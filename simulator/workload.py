@@ -1,5 +1,6 @@
 """The client load: open workloads (Poisson arrivals at a rate, or a piecewise-linear rate
-profile sampled by thinning) and closed workloads (users who send a request, wait for the
+profile sampled by thinning, on the schedule ``topologies.arrivals`` gives the live load
+generator too) and closed workloads (users who send a request, wait for the
 answer, think, and send the next). No request arrives at or after ``duration``.
 """
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Generator
 
 import simpy
 
+from topologies.arrivals import open_arrivals
 from topologies.errors import UsageError
 from topologies.model import Workload
 
@@ -36,47 +38,16 @@ def start_workload(env: simpy.Environment, workload: Workload, streams: Streams,
         for _ in range(users):
             env.process(_user(env, think, new_request, client, until))
         return
-    if workload.profile:
-        peak = max(p.rate for p in workload.profile)
-        if peak <= 0:
-            return
-        env.process(_thinned(env, workload, peak, streams, new_request, client, until))
-        return
-    rate = float(workload.rate or 0.0)
-    if rate < 0:
-        raise UsageError(f"workload.rate: must not be negative, not {rate}")
-    if rate > 0:
-        env.process(_poisson(env, rate, streams, new_request, client, until))
+    env.process(_open(env, open_arrivals(workload, streams.seed, until), new_request, client))
 
 
-def _poisson(env, rate, streams, new_request, client, until):
-    """Poisson arrivals: exponential gaps of mean 1/rate."""
-    gen = streams.generator("arrivals")
-    buf: list[float] = []
-    mean = 1.0 / rate
+def _open(env, arrivals, new_request, client):
+    """Open arrivals on the schedule both engines share (``topologies.arrivals``)."""
     process = env.process
     timeout = env.timeout
-    while True:
-        if not buf:
-            buf = gen.exponential(mean, 4096)[::-1].tolist()
-        yield timeout(buf.pop())
-        if env.now >= until:
-            return
+    for t in arrivals:
+        yield timeout(t - env.now)
         process(client(new_request()))
-
-
-def _thinned(env, workload, peak, streams, new_request, client, until):
-    """A time-varying Poisson process by thinning: candidates at the peak rate, each kept
-    with probability rate(t) / peak (Lewis and Shedler)."""
-    gen = streams.generator("arrivals")
-    keep = streams.uniform("arrivals:thinning")
-    mean = 1.0 / peak
-    while True:
-        yield env.timeout(float(gen.exponential(mean)))
-        if env.now >= until:
-            return
-        if keep() * peak < workload.rate_at(env.now):
-            env.process(client(new_request()))
 
 
 def _user(env, think, new_request, client, until):

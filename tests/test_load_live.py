@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from loadtests import run_load
-from loadtests.plan import Arrivals, plan_load, user_rng
+from loadtests.plan import Arrivals, plan_load
 from topologies.errors import RunError
 from topologies.model import Distribution, RatePoint, Workload
 
@@ -123,7 +123,7 @@ def _scheduled(workload: Workload, seed: int) -> int:
     plan = plan_load(workload, "http://127.0.0.1:9", seed=seed)
     count = 0
     for i in range(plan.users):
-        arrivals = Arrivals(plan, user_rng(seed, i))
+        arrivals = Arrivals(plan, i)
         while arrivals.next() is not None:
             count += 1
     return count
@@ -132,8 +132,9 @@ def _scheduled(workload: Workload, seed: int) -> int:
 def test_open_rate_holds_when_the_server_slows(server):
     """200 ms answers. Users that waited their (2 s mean) gap *after* each answer would send
     100 / 2.2 = 45/s; the plan's users send at their scheduled times, so every arrival the
-    seeded schedule holds is sent, each at most one answer late. A user is late when its
-    next gap is shorter than the answer in flight: 1 - exp(-0.2 / 2) = 9.5% of sends."""
+    seeded schedule holds is sent, each at most one answer late. Arrivals are dealt out in
+    turn, so a user's next arrival is 100 arrivals later (2 s on average, rarely under
+    1 s): it is practically never still waiting for an answer when that comes."""
     wl = Workload(rate=50.0, duration=4.0)
     result = run_load(wl, server, path="/slow", seed=2)
     scheduled = _scheduled(wl, seed=2)
@@ -142,7 +143,7 @@ def test_open_rate_holds_when_the_server_slows(server):
     answered = [r.latency for r in result.requests if r.latency is not None]
     assert statistics.median(answered) >= SLOW
     assert 0.75 <= _cv([r.start for r in result.requests]) <= 1.3
-    assert result.late_share is not None and 0.02 <= result.late_share <= 0.2
+    assert result.late_share is not None and result.late_share <= 0.05
     assert result.lag_max is not None and result.lag_max < SLOW + 0.1
 
 

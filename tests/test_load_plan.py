@@ -20,7 +20,7 @@ URL = "http://127.0.0.1:9"
 def _merged(plan: LoadPlan) -> list[float]:
     times: list[float] = []
     for i in range(plan.users):
-        arrivals = Arrivals(plan, user_rng(plan.seed, i))
+        arrivals = Arrivals(plan, i)
         while (t := arrivals.next()) is not None:
             times.append(t)
     return sorted(times)
@@ -133,3 +133,21 @@ def test_importing_loadtests_imports_no_locust_or_gevent():
     import loadtests.runner  # noqa: F401
 
     assert not [m for m in sys.modules if m.split(".")[0] in ("locust", "gevent")]
+
+
+@pytest.mark.parametrize("workload", [
+    Workload(rate=20.0, duration=30.0),
+    Workload(profile=(RatePoint(0.0, 5.0), RatePoint(20.0, 40.0)), duration=30.0),
+])
+def test_the_load_offers_the_simulators_arrivals_for_the_same_seed(workload):
+    """Same seed, same requests at the same moments in both engines: a sim-vs-live
+    difference is behaviour, not the luck of the arrival draw."""
+    import simulator
+    from topologies.model import FrozenMap, Service, Topology
+
+    topology = Topology(name="t", entry="s", services=FrozenMap({"s": Service("s")}),
+                        workload=workload)
+    simulated = simulator.simulate(topology, seed=7).requests["start"].to_numpy()
+    plan = plan_load(workload, URL, seed=7)
+    assert _merged(plan) == pytest.approx(list(simulated), abs=1e-9)
+    assert len(simulated) > 100
