@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from topologies.summary import worst_amplification
+from topologies.edges import worst_amplification
 
 from .cost import cost_breakdown, cost_over_time
 from .formatting import json_number

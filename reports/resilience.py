@@ -24,7 +24,7 @@ Definitions (docs/reports.md repeats them for users):
   the same key, so nested retries multiply as they do in production: 2 client tries x 3 tries
   each on gateway->llm is 6 llm attempts for 1 asked. The run's figure is the **worst edge**,
   never an average that would let the healthy edges hide a storm on one. One computation,
-  :func:`topologies.summary.edge_figures`, serves this module and summary.json's ``edges``.
+  :func:`topologies.edges.edge_figures`, serves this module and summary.json's ``edges``.
 * **blast radius** — services whose calls, while a fault was active, had an error rate at
   least ``max(1 pp, 50 %)`` above their baseline, or a p99 at least 25 % (and 1 ms) above it,
   over at least 5 calls. An instantaneous fault (a kill with no duration) counts as active
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from topologies.summary import edge_figures, worst_amplification
+from topologies.edges import edge_figures, worst_amplification
 
 from .metrics import (
     WINDOW,
@@ -176,7 +176,7 @@ def retry_amplification(calls: pd.DataFrame, rows: np.ndarray | None = None) -> 
 
 def edge_amplification(calls: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:
     """Per edge: ``caller``, ``callee``, ``calls`` (asked), ``attempts``,
-    ``retry_amplification``, ``errors`` (failed attempts); :func:`topologies.summary.edge_figures`.
+    ``retry_amplification``, ``errors`` (failed attempts); :func:`topologies.edges.edge_figures`.
     """
     return edge_figures(calls, rows)
 

@@ -10,8 +10,12 @@ every unit converted to base units (seconds, per second, bytes, fractions).
   across records in ``references.py``).
 * ``override(topology, {"services.llm.replicas": "4"})`` returns a re-validated copy.
 * ``dump(topology)`` writes the resolved topology back to YAML (it loads to an equal model).
-* ``policies.py``, ``outcomes.py`` and ``sampling.py`` say what retries, budgets, breakers,
-  rate limits, attempt outcomes and distributions mean, once for both engines.
+* The semantics both engines share live here once: ``policies.py`` (retries, budgets,
+  breakers, outlier detection, rate limits), ``outcomes.py`` (attempt outcomes),
+  ``sampling.py`` (distributions), ``arrivals.py`` (the open workload's arrival schedule),
+  ``batching.py`` (LLM iterations with chunked prefill), ``metering.py`` (busy time),
+  ``scaling.py`` (the autoscaler's rule); ``summary.py`` computes summary.json from the
+  result tables for both (with ``columns.py`` and ``edges.py``).
 * ``graph.py`` holds the networkx analysis: call graph, reachability, depth, fan-out, failure
   sources; ``draw.py`` draws it.
 * ``json_schema()`` describes the file format for editors.

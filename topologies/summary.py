@@ -58,12 +58,24 @@ NaN and infinities are written as ``null``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .columns import (
+    as_bool,
+    column_numbers,
+    finite_values,
+    json_safe,
+    latency_stats,
+    lowest_of,
+    percentile,
+    unfinished_rows,
+)
+from .edges import EDGE_COLUMNS, CallColumns, edge_figures, edges_of, worst_amplification
 
 __all__ = [
     "RunFacts",
@@ -78,10 +90,6 @@ __all__ = [
     "EDGE_COLUMNS",
 ]
 
-#: Columns of :func:`edge_figures`.
-EDGE_COLUMNS = ["caller", "callee", "calls", "attempts", "retry_amplification", "errors"]
-_PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p999", 99.9))
-_TRUE = frozenset(("true", "1", "yes", "t", "y", "1.0"))
 
 
 @dataclass(frozen=True)
@@ -106,244 +114,6 @@ class RunFacts:
     replica_seconds: Mapping[str, float] | None = None
     wasted_cost: Mapping[str, float] | None = None
     short_circuited: Mapping[str, int] | None = field(default=None)
-
-
-# --- small shared rules ----------------------------------------------------------------------
-def percentile(values: Iterable[float] | np.ndarray, q: float) -> float:
-    """The ``q``-th percentile (0-100) of the finite values (linear interpolation); NaN if none."""
-    arr = _finite(values)
-    return float(np.percentile(arr, q)) if arr.size else math.nan
-
-
-def latency_stats(values: Iterable[float] | np.ndarray) -> dict[str, float]:
-    """mean, p50, p90, p95, p99, p999 and max of the finite values (NaN when there are none)."""
-    arr = _finite(values)
-    if arr.size == 0:
-        return {k: math.nan for k in ("mean", *(k for k, _ in _PERCENTILES), "max")}
-    q = np.percentile(arr, [q for _, q in _PERCENTILES])
-    out = {"mean": float(arr.mean())}
-    out.update({k: float(v) for (k, _), v in zip(_PERCENTILES, q, strict=True)})
-    out["max"] = float(arr.max())
-    return out
-
-
-def _finite(values: Iterable[float] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(values if isinstance(values, np.ndarray | pd.Series) else list(values),
-                     dtype=float)
-    return arr[np.isfinite(arr)] if arr.size else arr
-
-
-def as_bool(column: pd.Series | np.ndarray) -> np.ndarray:
-    """A true/false column as written by either engine (True/False, 1/0, text; empty: False)."""
-    s = column if isinstance(column, pd.Series) else pd.Series(column)
-    if s.dtype == bool:
-        return s.to_numpy()
-    if s.dtype.kind in "iuf":
-        values = s.to_numpy(dtype=float)
-        return np.nan_to_num(values, nan=0.0) != 0
-    return _text_test(s, lambda v: v.strip().lower() in _TRUE)
-
-
-def unfinished_rows(frame: pd.DataFrame) -> np.ndarray:
-    """Rows (requests or call attempts) without an outcome: error ``unfinished``, or no end
-    and no status."""
-    mask = np.zeros(len(frame), dtype=bool)
-    if "error" in frame.columns:
-        mask |= _word_is(frame["error"], "unfinished")
-    if "end" in frame.columns and "status" in frame.columns:
-        end = _values(frame, "end")
-        no_end = np.isnan(end) if end.dtype.kind == "f" else np.zeros(len(frame), bool)
-        if no_end.any():
-            status = _values(frame, "status")
-            no_status = status == 0
-            if status.dtype.kind == "f":
-                no_status |= np.isnan(status)
-            mask |= no_end & no_status
-    return mask
-
-
-def _word_is(column: pd.Series, word: str) -> np.ndarray:
-    return _text_test(column, lambda v: v.strip().lower() == word)
-
-
-def _text_test(column: pd.Series, test: Any) -> np.ndarray:
-    """``test`` of each value's text, judged once per distinct value (missing: False)."""
-    codes, names = _codes(column)
-    hit = np.array([test(name) for name in names] + [False], dtype=bool)
-    return hit[codes]
-
-
-def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes (-1: missing) and the names they stand for."""
-    if isinstance(column.dtype, pd.CategoricalDtype):   # codes as stored: int8 for a few names
-        return column.cat.codes.to_numpy(), [str(c) for c in column.cat.categories]
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)  # missing values: -1
-    return codes.astype(np.int32), [str(u) for u in uniques]
-
-
-def _values(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """A numeric column as stored (a view where possible); text read as numbers (else NaN)."""
-    s = frame[column]
-    if s.dtype.kind in "iuf":
-        return s.to_numpy()
-    if s.dtype.kind == "b":
-        return s.to_numpy().astype(np.int8)
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
-
-
-def _numbers(frame: pd.DataFrame, column: str, default: float = math.nan) -> np.ndarray:
-    """A column as floats (a view when it already is); ``default`` when it is absent."""
-    if column not in frame.columns:
-        return np.full(len(frame), default)
-    values = _values(frame, column)
-    return values if values.dtype.kind == "f" else values.astype(float)
-
-
-def _lowest(values: np.ndarray, rows: np.ndarray) -> float:
-    """The lowest value among ``rows`` (missing values ignored), 1 when there is none."""
-    if not rows.any():
-        return 1.0
-    if values.dtype.kind in "iu":
-        return float(values.min(where=rows, initial=np.iinfo(values.dtype).max))
-    low = float(np.fmin.reduce(values, where=rows, initial=np.inf))
-    return low if math.isfinite(low) else 1.0
-
-
-def json_safe(value: Any) -> Any:
-    """Figures made JSON-safe: numpy scalars to Python, NaN and infinities to None."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
-
-
-# --- edges -----------------------------------------------------------------------------------
-@dataclass
-class _Calls:
-    """The calls.csv columns the figures use, as arrays (computed once per table)."""
-
-    caller: np.ndarray          # integer codes, -1 missing
-    caller_names: list[str]
-    callee: np.ndarray
-    callee_names: list[str]
-    ok: np.ndarray              # bool
-    open: np.ndarray            # bool: no outcome (unfinished)
-    attempt: np.ndarray         # as stored (whole numbers, or floats with NaN)
-
-    @classmethod
-    def of(cls, calls: pd.DataFrame) -> _Calls:
-        caller, caller_names = _codes(calls["caller"])
-        callee, callee_names = _codes(calls["callee"])
-        ok = as_bool(calls["ok"]) if "ok" in calls.columns else np.ones(len(calls), bool)
-        attempt = (_values(calls, "attempt") if "attempt" in calls.columns
-                   else np.ones(len(calls), np.int8))
-        return cls(caller, caller_names, callee, callee_names, ok, unfinished_rows(calls),
-                   attempt)
-
-
-def edge_figures(calls: pd.DataFrame, rows: np.ndarray | None = None) -> pd.DataFrame:
-    """Per edge (caller, callee) of calls.csv rows: calls asked, attempts, amplification, errors.
-
-    Columns :data:`EDGE_COLUMNS`; ``calls`` counts the distinct ``(request_id, caller, callee,
-    call)`` keys among first attempts (see the module docstring), ``errors`` the failed
-    attempts that have an outcome. Rows: the client's edge first, then by caller and callee.
-    ``rows``, a boolean mask, limits the rows counted (no copy of a large table).
-    """
-    if not len(calls) or (rows is not None and not rows.any()):
-        return _edge_frame([])
-    return _edges(calls, _Calls.of(calls), rows)
-
-
-def _edge_frame(rows: list[tuple]) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=object if c in ("caller", "callee") else float)
-                             for c in EDGE_COLUMNS})
-    return pd.DataFrame(rows, columns=EDGE_COLUMNS)
-
-
-def _edges(calls: pd.DataFrame, c: _Calls, rows: np.ndarray | None) -> pd.DataFrame:
-    valid = (c.caller >= 0) & (c.callee >= 0)
-    if rows is not None:
-        valid &= np.asarray(rows, dtype=bool)
-    if not valid.any():
-        return _edge_frame([])
-    n_callee = max(len(c.callee_names), 1)
-    n_edges = max(len(c.caller_names), 1) * n_callee
-    edge = np.multiply(c.caller, n_callee, dtype=np.int16 if n_edges < 2 ** 15 else np.int32)
-    edge += c.callee
-    first = valid & (c.attempt == _lowest(c.attempt, valid))
-    attempts = np.bincount(edge[valid], minlength=n_edges)
-    failed = valid & ~c.ok & ~c.open
-    errors = np.bincount(edge[failed], minlength=n_edges)
-    del failed, valid
-    asked = np.bincount(_distinct_first_edges(calls, edge, first), minlength=n_edges)
-    out = []
-    for e in np.flatnonzero(attempts):
-        a, b = c.caller_names[e // n_callee], c.callee_names[e % n_callee]
-        out.append((a != "client", a, b, int(asked[e]), int(attempts[e]),
-                    attempts[e] / asked[e] if asked[e] else math.nan, int(errors[e])))
-    out.sort(key=lambda r: r[:3])
-    return _edge_frame([r[1:] for r in out])
-
-
-def _distinct_first_edges(calls: pd.DataFrame, edge: np.ndarray, first: np.ndarray
-                          ) -> np.ndarray:
-    """The edge of each distinct (request, edge, call site) key among first attempts.
-
-    Each key is packed into one integer, built in place (a million-call run's summary is
-    computed while the simulation still holds its records: temporaries are kept few)."""
-    e = edge[first]
-    if not e.size:
-        return e
-    rid = calls["request_id"]
-    if rid.dtype.kind in "iu":
-        key = rid.to_numpy()[first].astype(np.int64, copy=False)
-    else:
-        key = pd.factorize(rid[first], use_na_sentinel=False)[0].astype(np.int64, copy=False)
-    if "call" in calls.columns:
-        site = _values(calls, "call")[first]
-        if site.dtype.kind == "f":
-            site = np.nan_to_num(site, nan=0.0).astype(np.int64)
-    else:
-        site = np.zeros(e.size, np.int8)
-    key -= key.min()
-    s_min = int(site.min())
-    n_e, n_s = int(e.max()) + 1, int(site.max()) - s_min + 1
-    if (int(key.max()) + 1) * n_e * n_s >= 2 ** 62:   # too wide to pack: pandas does it
-        keys = pd.DataFrame({"r": key, "e": e, "s": site}).drop_duplicates()
-        return keys["e"].to_numpy()
-    key *= n_e
-    key += e
-    key *= n_s
-    key += site
-    key -= s_min
-    del site
-    key.sort()   # distinct keys by sorting: faster than hashing
-    distinct = np.empty(key.size, dtype=bool)
-    distinct[0] = True
-    np.not_equal(key[1:], key[:-1], out=distinct[1:])
-    key = key[distinct]
-    del distinct
-    key //= n_s
-    key %= n_e
-    return key
-
-
-def worst_amplification(edges: pd.DataFrame) -> float:
-    """The highest ``retry_amplification`` of an edge table; NaN without any."""
-    if not len(edges):
-        return math.nan
-    values = edges["retry_amplification"].to_numpy(dtype=float)
-    values = values[np.isfinite(values)]
-    return float(values.max()) if values.size else math.nan
 
 
 # --- the summary -----------------------------------------------------------------------------
@@ -377,7 +147,7 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
     span = stop - warmup
 
     # requests
-    start = _numbers(requests, "start")
+    start = column_numbers(requests, "start")
     in_win = (start >= warmup) & (start < stop)
     open_ = unfinished_rows(requests) & in_win
     measured = in_win & ~open_
@@ -386,12 +156,12 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
                 else np.zeros(len(requests), bool))
     n, n_open, n_ok = int(in_win.sum()), int(open_.sum()), int(ok.sum())
     answered = n - n_open
-    latency = _numbers(requests, "latency")[ok]
+    latency = column_numbers(requests, "latency")[ok]
 
     # calls of the measured requests (a mask: no copy of a large table)
-    c = _Calls.of(calls)
+    c = CallColumns.of(calls)
     sel = _calls_of(requests, measured, calls)
-    edges = _edges(calls, c, sel)
+    edges = edges_of(calls, c, sel)
 
     # timeseries widths inside the window
     ts = _weighted_timeseries(timeseries, warmup, stop)
@@ -399,7 +169,7 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
     services: dict[str, Any] = {}
     by_service: dict[str, float] = {}
     code_of = {name: i for i, name in enumerate(c.callee_names)}
-    lowest = _lowest(c.attempt, sel)
+    lowest = lowest_of(c.attempt, sel)
     for name, spec in topology.services.items():
         rows = ts.get(name)
         if facts.replica_seconds is not None:
@@ -411,7 +181,7 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
         by_service[name] = rs * float(spec.cost.per_replica_hour) / 3600.0
         m = sel & (c.callee == code_of.get(name, -2))
         good = np.flatnonzero(m & c.ok)
-        c_lat = _numbers(calls, "end")[good] - _numbers(calls, "start")[good]
+        c_lat = column_numbers(calls, "end")[good] - column_numbers(calls, "start")[good]
         entry: dict[str, Any] = {
             "utilization": _utilization(rows),
             "calls": int(m.sum()),
@@ -427,8 +197,8 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
         if facts.short_circuited is not None:
             entry["short_circuited"] = int(facts.short_circuited.get(name, 0))
         if getattr(spec, "llm", None) is not None:
-            ttft = _numbers(calls, "ttft")[good]
-            tpot = _finite(_numbers(calls, "tpot")[good])
+            ttft = column_numbers(calls, "ttft")[good]
+            tpot = finite_values(column_numbers(calls, "tpot")[good])
             entry["ttft_p50"] = percentile(ttft, 50)
             entry["ttft_p99"] = percentile(ttft, 99)
             entry["tpot_mean"] = float(tpot.mean()) if tpot.size else math.nan
@@ -499,12 +269,12 @@ def _weighted_timeseries(timeseries: pd.DataFrame, lo: float, hi: float
     """Per service: its rows overlapping [lo, hi) with ``w``, the seconds of each inside."""
     if not len(timeseries) or "service" not in timeseries.columns or hi <= lo:
         return {}
-    t = _numbers(timeseries, "t")
+    t = column_numbers(timeseries, "t")
     frame = pd.DataFrame({
         "service": timeseries["service"].astype(str).to_numpy(), "t": t,
-        "replicas": np.nan_to_num(_numbers(timeseries, "replicas"), nan=0.0),
-        "ready": _numbers(timeseries, "ready_replicas"),
-        "utilization": _numbers(timeseries, "utilization"),
+        "replicas": np.nan_to_num(column_numbers(timeseries, "replicas"), nan=0.0),
+        "ready": column_numbers(timeseries, "ready_replicas"),
+        "utilization": column_numbers(timeseries, "utilization"),
     })
     frame = frame[np.isfinite(t)]
     out = {}
