@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from topologies.model import Call
+from topologies.model import Call, RetryPolicy
 from topologies.policies import (
     Backoff,
     Breaker,
@@ -60,14 +60,29 @@ def _replica_index(rep: Replica) -> int:
     return rep.index
 
 
+class Policies:
+    """The policy state of one edge as ONE caller replica keeps it (as each process of a
+    live run does): its retry budget, circuit breaker and outlier detection."""
+
+    __slots__ = ("budget", "breaker", "outlier")
+
+    def __init__(self, call: Call, retry: RetryPolicy | None):
+        self.budget = RetryBudget(retry.budget if retry else None,
+                                  retry.budget_window if retry else 10.0)
+        self.breaker = Breaker(call.circuit_breaker) if call.circuit_breaker else None
+        self.outlier = OutlierDetector(call.outlier_detection) if call.outlier_detection \
+            else None
+
+
 class Edge:
-    """One dependency edge ``caller->callee`` as it runs: the call spec and its policy state."""
+    """One dependency edge ``caller->callee`` as it runs: the call spec, and the policy state
+    of each caller replica (:class:`Policies`, keyed by the replica's index; -1: the
+    client)."""
 
     __slots__ = ("caller", "caller_index", "site", "callee", "call", "timeout", "p",
                  "request_size",
-                 "degrade", "retry", "budget", "breaker", "uniform", "net", "plain", "proc",
-                 "outlier", "cut",
-                 "short_circuited")
+                 "degrade", "retry", "uniform", "net", "plain", "proc", "has_policies",
+                 "by_caller", "cut", "short_circuited")
 
     def __init__(self, caller: str, caller_index: int, callee: ServiceRuntime, call: Call,
                  uniform: Callable[[], float], site: int = 0):
@@ -81,12 +96,10 @@ class Edge:
         self.request_size = call.request_size
         self.degrade = call.fallback == "degrade"
         self.retry = call.retry if call.retry is not None and call.retry.attempts > 1 else None
-        self.budget = RetryBudget(self.retry.budget if self.retry else None,
-                                  self.retry.budget_window if self.retry else 10.0)
-        self.breaker = Breaker(call.circuit_breaker) if call.circuit_breaker else None
         self.uniform = uniform    # the edge's jitter draws; each call has its own Backoff
-        self.outlier = OutlierDetector(call.outlier_detection) if call.outlier_detection \
-            else None
+        self.has_policies = self.retry is not None or call.circuit_breaker is not None \
+            or call.outlier_detection is not None
+        self.by_caller: dict[int, Policies] = {}
         # fired by a down / reset_peer / timeout fault at its start, to reach the attempts
         # already open on the edge (None: no such fault targets it)
         self.cut: simpy.Event | None = None
@@ -99,12 +112,18 @@ class Edge:
     def name(self) -> str:
         return f"{self.caller}->{self.callee.name}"
 
+    def policies(self, who: int) -> Policies:
+        """The policy state caller replica ``who`` keeps for this edge."""
+        pol = self.by_caller.get(who)
+        if pol is None:
+            pol = self.by_caller[who] = Policies(self.call, self.retry)
+        return pol
+
     def finalise(self, caller_killable: bool) -> None:
         """Decide how attempts run: own process (timeout, killable ends) or inline."""
         self.proc = self.timeout is not None or caller_killable or self.callee.killable \
             or self.cut is not None
-        self.plain = not self.proc and self.retry is None and self.breaker is None \
-            and not self.degrade and self.outlier is None
+        self.plain = not self.proc and not self.has_policies and not self.degrade
 
 
 class CallExecutor:
@@ -131,8 +150,9 @@ class CallExecutor:
         else:
             e.callee.answered_error += 1
 
-    def call(self, e: Edge, rid: int, parent: int):
-        """Make the call on edge ``e`` for request ``rid``; returns (status, error)."""
+    def call(self, e: Edge, rid: int, parent: int, who: int = -1):
+        """Make the call on edge ``e`` for request ``rid`` from caller replica ``who``;
+        returns (status, error)."""
         if e.plain:
             env = self.env
             rec = self.rec
@@ -140,13 +160,13 @@ class CallExecutor:
             st, er = yield from self.deliver(e, rid, cid)
             self._ended(e, cid, st, er)
             return st, er
-        return (yield from self._call_with_policies(e, rid, parent))
+        return (yield from self._call_with_policies(e, rid, parent, e.policies(who)))
 
-    def _call_with_policies(self, e: Edge, rid: int, parent: int):
+    def _call_with_policies(self, e: Edge, rid: int, parent: int, pol: Policies):
         env = self.env
-        breaker = e.breaker
+        breaker = pol.breaker
         retry = e.retry
-        budget = e.budget
+        budget = pol.budget
         backoff = Backoff(retry, e.uniform) if retry is not None else None
         n = 1
         while True:
@@ -156,7 +176,7 @@ class CallExecutor:
                 break
             if n == 1:
                 budget.record_call(env.now)
-            st, er = yield from self.attempt(e, rid, parent, n)
+            st, er = yield from self.attempt(e, rid, parent, n, pol)
             if breaker is not None:
                 breaker.record(env.now, st == 200)
             if st == 200:
@@ -171,14 +191,14 @@ class CallExecutor:
             return 200, E_DEGRADED   # the caller's answer carries it up (if it is used)
         return st, er
 
-    def attempt(self, e: Edge, rid: int, parent: int, n: int):
+    def attempt(self, e: Edge, rid: int, parent: int, n: int, pol: Policies | None = None):
         """One attempt on ``e``; with a timeout the caller abandons it after ``e.timeout``."""
         env = self.env
         rec = self.rec
         cid = rec.call_start(rid, parent, e.caller_index, e.callee.index, n, env.now, e.site)
         try:
             if e.proc:
-                p = env.process(self.deliver(e, rid, cid))
+                p = env.process(self.deliver(e, rid, cid, pol))
                 tmo = env.timeout(e.timeout) if e.timeout is not None else None
                 cut = e.cut
                 waiting: simpy.Event = p
@@ -195,13 +215,14 @@ class CallExecutor:
                     assert cut is not None
                     st, er = yield from self._cut_off(cut.value, tmo)
             else:
-                st, er = yield from self.deliver(e, rid, cid)
+                st, er = yield from self.deliver(e, rid, cid, pol)
         except simpy.Interrupt:
             rec.call_end(cid, env.now, 0, E_RESET)   # the calling replica was killed
             raise
         self._ended(e, cid, st, er)
-        if e.outlier is not None and rec.c_replica[cid] >= 0:
-            e.outlier.record(rec.c_replica[cid], env.now, outlier_ok(st))
+        outlier = pol.outlier if pol is not None else None
+        if outlier is not None and rec.c_replica[cid] >= 0:
+            outlier.record(rec.c_replica[cid], env.now, outlier_ok(st))
         return st, er
 
     def _cut_off(self, how: float | None, tmo: simpy.Event | None):
@@ -218,7 +239,7 @@ class CallExecutor:
 
     # -- an attempt: network, rate limit, balancer, replica ------------------------------
 
-    def deliver(self, e: Edge, rid: int, cid: int):
+    def deliver(self, e: Edge, rid: int, cid: int, pol: Policies | None = None):
         """Carry attempt ``cid`` over the network to a replica of the callee and back."""
         env = self.env
         svc = e.callee
@@ -240,8 +261,9 @@ class CallExecutor:
                 yield env.timeout(delay)
         if svc.bucket is not None and not svc.bucket.take(env.now):
             return 429, E_RATE_LIMITED
-        if e.outlier is not None:
-            rep = svc.pick(e.outlier.keep(svc.candidates, _replica_index, env.now))
+        outlier = pol.outlier if pol is not None else None
+        if outlier is not None:
+            rep = svc.pick(outlier.keep(svc.candidates, _replica_index, env.now))
         else:
             rep = svc.pick()
         if rep is None:
@@ -250,8 +272,7 @@ class CallExecutor:
         if not rep.alive:
             return 0, E_REFUSED     # a crashed replica refuses until it serves again
         if rep.partitioned_until > env.now:
-            yield self._wait(rep.partitioned_until - env.now)
-            return 0, E_RESET
+            return (yield from self._swallowed(rep, e.timeout, cid))
         if svc.killable:
             proc = env.active_process
             rep.inflight[proc] = None
@@ -264,8 +285,7 @@ class CallExecutor:
         else:
             st, er = yield from self.handle(svc, rep, rid, cid)
         if rep.partitioned_until > env.now:   # cut off while working: the answer is lost
-            yield self._wait(rep.partitioned_until - env.now)
-            return 0, E_RESET
+            return (yield from self._swallowed(rep, e.timeout, cid))
         net = e.net
         if net is not None and net.bandwidth:
             size = svc.spec.response_bytes(self.rec.llm.get(cid, (0.0, 0.0, 0))[2])
@@ -336,7 +356,7 @@ class CallExecutor:
                 degraded = False
                 for step in self.steps[svc.name]:
                     if step.__class__ is tuple:
-                        st, er = yield from self._parallel(svc, step, rid, cid)
+                        st, er = yield from self._parallel(svc, step, rid, cid, rep.index)
                     elif step.p < 1.0 and self.uniforms[svc.name]() >= step.p:
                         continue
                     elif step.plain and step.net is None and step.callee.bucket is None:
@@ -352,21 +372,19 @@ class CallExecutor:
                             st, er = 0, E_REFUSED
                         elif crep.partitioned_until > env.now:
                             rec.c_replica[ccid] = crep.index
-                            yield self._wait(crep.partitioned_until - env.now)
-                            st, er = 0, E_RESET
+                            st, er = yield from self._swallowed(crep, None, ccid)
                         else:
                             rec.c_replica[ccid] = crep.index
                             st, er = yield from self.handle(callee, crep, rid, ccid)
                             if crep.partitioned_until > env.now:
-                                yield self._wait(crep.partitioned_until - env.now)
-                                st, er = 0, E_RESET
+                                st, er = yield from self._swallowed(crep, None, ccid)
                         rec.call_end(ccid, env.now, st, er if st != 200 else 0)
                         if st == 200:
                             callee.answered_ok += 1
                         else:
                             callee.answered_error += 1
                     else:
-                        st, er = yield from self.call(step, rid, cid)
+                        st, er = yield from self.call(step, rid, cid, rep.index)
                     if st != 200:
                         return (st if st else 502), er
                     if er == E_DEGRADED:
@@ -380,12 +398,13 @@ class CallExecutor:
         finally:
             rep.active -= 1
 
-    def _parallel(self, svc: ServiceRuntime, group: tuple[Edge, ...], rid: int, cid: int):
+    def _parallel(self, svc: ServiceRuntime, group: tuple[Edge, ...], rid: int, cid: int,
+                  who: int):
         """A parallel group: its calls (each made with probability p) run at once; the step
         ends when all have ended and fails with the first failed call in group order."""
         env = self.env
         uniform = self.uniforms[svc.name]
-        procs = [env.process(self._branch(e, rid, cid)) for e in group
+        procs = [env.process(self._branch(e, rid, cid, who)) for e in group
                  if e.p >= 1.0 or uniform() < e.p]
         degraded = False
         if procs:
@@ -403,12 +422,30 @@ class CallExecutor:
                 degraded = degraded or er == E_DEGRADED
         return (200, E_DEGRADED) if degraded else (200, 0)
 
-    def _branch(self, e: Edge, rid: int, cid: int):
+    def _branch(self, e: Edge, rid: int, cid: int, who: int):
         """One call of a parallel group, in its own process."""
         try:
-            return (yield from self.call(e, rid, cid))
+            return (yield from self.call(e, rid, cid, who))
         except simpy.Interrupt:
             return 0, E_RESET
+
+    def _swallowed(self, rep: Replica, timeout: float | None, cid: int):
+        """Attempt ``cid`` is lost in a partition of ``rep``: the caller hears nothing until
+        its timeout (it ends the attempt) or the window's end (the connection is reset).
+        While the caller still waits, the attempt counts as in progress at ``rep``, as a
+        least_request balancer counts its outstanding requests."""
+        env = self.env
+        until = rep.partitioned_until
+        waited = until if timeout is None else min(until, self.rec.c_start[cid] + timeout)
+        rep.active += 1
+        try:
+            if waited > env.now:
+                yield self._wait(waited - env.now)
+        finally:
+            rep.active -= 1
+        if until > env.now:
+            yield self._wait(until - env.now)
+        return 0, E_RESET
 
     def _wait(self, delay: float) -> simpy.Event:
         """A timeout, or an event that never comes when the delay is infinite."""

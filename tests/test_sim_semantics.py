@@ -311,3 +311,24 @@ def test_partition_is_a_blackhole_until_the_callers_timeout():
     assert len(lost) > 30
     assert (lost["error"] == "timeout").all()
     assert np.allclose(lost["end"] - lost["start"], 0.5)
+
+
+def test_each_caller_replica_keeps_its_own_breaker():
+    """As each process of a live run does: with 2 caller replicas, each breaker needs its own
+    10 failures before it opens, so about 19 calls fail before the first is short-circuited
+    (a breaker shared by the edge would open after 10)."""
+    r = run("""
+        version: 1
+        name: breakers
+        entry: a
+        workload: {model: open, rate: 20, duration: 30}
+        services:
+          a:
+            replicas: 2
+            calls: [{to: b, circuit_breaker: {failure_rate: 0.5, min_calls: 10, window: 30s}}]
+          b: {}
+    """, Fault("errors", "b", start=0, rate=1.0))
+    req = r.requests
+    first_open = req.index[req["error"] == "circuit_open"][0]
+    failed_before = (req.loc[:first_open, "error"] == "injected").sum()
+    assert 18 <= failed_before <= 20
