@@ -29,8 +29,9 @@ def test_llm_ttft_and_tpot_follow_prefill_and_step_times(tmp_path):
     with running(tmp_path, LLM, ["llm", "app"]) as reps:
         status, headers, body, took = send(reps["llm"][0].port)
         assert status == 200 and len(body) == 4 * 11
-        # prefill 100 x 1 ms; one sequence decoding: steps of 20 + 5 x 1 ms
-        assert 0.1 <= float(headers["X-Faultmesh-Ttft"]) <= 0.14
+        # prefill 100 x 1 ms in an iteration of base 20 ms: 0.12 s (the real clock on a
+        # busy 2-core machine adds tens of ms, never takes any away)
+        assert 0.12 <= float(headers["X-Faultmesh-Ttft"]) <= 0.2
         assert 0.025 <= float(headers["X-Faultmesh-Tpot"]) <= 0.035
         assert headers["X-Faultmesh-Output-Tokens"] == "11"
         # four at once decode together: steps of 20 + 5 x 4 = 40 ms; one that arrived
@@ -42,7 +43,7 @@ def test_llm_ttft_and_tpot_follow_prefill_and_step_times(tmp_path):
         send(reps["app"][0].port)
         reps["app"][0].stop()
     (row,) = read_calls(tmp_path / "app-0.csv")
-    assert row["output_tokens"] == "11" and 0.1 <= float(row["ttft"]) <= 0.14
+    assert row["output_tokens"] == "11" and 0.12 <= float(row["ttft"]) <= 0.2
 
 
 def test_llm_batch_is_capped_at_max_batch(tmp_path):
