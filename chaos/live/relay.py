@@ -6,15 +6,19 @@ an autoscaled service's replicas come and go behind callers whose address lists 
 * :class:`MemberRelay` stands between the proxies into an autoscaled service and its replica
   processes. A caller is started with one address per possible replica (``autoscale.max``
   slots, each through its own proxy ``caller->service#k``), and the proxy of slot ``k``
-  forwards to the relay's slot ``k``. The relay sends a connection on slot ``k`` to replica
-  ``k`` when that replica is in the balancer (started and past its cold start, not stopped —
-  a killed one included); a slot whose replica is not in the balancer lends its connections
-  to the replicas that are, in turn. A dead replica refuses through the relay as it would
-  through a proxy alone: the relay resets the connection and stops listening on that slot
-  until the replica accepts again, so the proxy in front refuses in turn. When the members
-  change, connections that now belong elsewhere are closed as soon as they carry no request
-  (an idle keep-alive connection closed by the server is reopened by the caller, so no
-  request is lost or failed); a request in flight always finishes where it started.
+  forwards to the relay's slot ``k``. The relay deals the slots out evenly over the replicas
+  in the balancer (started and past its cold start, not stopped — a killed one included):
+  slot ``k`` goes to the ``k mod n``-th of the ``n`` members in replica order, so slot ``k``
+  is replica ``k``'s own while replicas 0..n-1 serve, and every member holds the same share
+  of the callers' slots (±1). A caller's balancer, picking among slots, therefore picks
+  among replicas as the simulator's does: a crashed member keeps its share (and, being idle,
+  is preferred by least_request, as in the simulator). A dead replica refuses through the
+  relay as it would through a proxy alone: the relay resets the connection and stops
+  listening on that slot until the replica accepts again, so the proxy in front refuses in
+  turn. When the members change, connections that now belong elsewhere are closed as soon as
+  they carry no request (an idle keep-alive connection closed by the server is reopened by
+  the caller, so no request is lost or failed); a request in flight always finishes where it
+  started.
 
 Both run their own asyncio loop in a daemon thread; ``start`` returns their addresses.
 """
@@ -243,7 +247,6 @@ class MemberRelay(_LoopThread):
         self.slots = slots
         self._members: dict[int, int] = {}     # slot -> port of the replica in the balancer
         self._links: set[_Link] = set()
-        self._turn = 0
         self._lock = threading.Lock()
         self._open: dict[int, int] = {}        # port -> open connections (read from any thread)
         self._listeners: dict[int, asyncio.Server] = {}
@@ -281,21 +284,18 @@ class MemberRelay(_LoopThread):
     def _update(self, members: dict[int, int]) -> None:
         self._members = members
         for link in list(self._links):
-            own = link.slot in members
-            if (own and link.replica != link.slot) or members.get(link.replica) != link.port:
+            if self._pick(link.slot) != (link.replica, link.port):
                 link.move = True
                 if not link.busy:
                     link.close()
 
     def _pick(self, slot: int) -> tuple[int, int] | None:
+        """The member (replica, port) slot ``slot`` goes to, or None when none serves."""
         members = self._members
-        if slot in members:
-            return slot, members[slot]
         if not members:
             return None
         order = sorted(members)
-        k = order[self._turn % len(order)]
-        self._turn += 1
+        k = order[slot % len(order)]
         return k, members[k]
 
     async def _serve(self, slot: int, reader: asyncio.StreamReader,
@@ -350,9 +350,8 @@ class MemberRelay(_LoopThread):
         """Listen on the slot's port again as soon as its replica accepts connections."""
         while True:
             await asyncio.sleep(PROBE_INTERVAL)
-            members = self._members
-            targets = [members[slot]] if slot in members else list(members.values())
-            if not await _any_accepts(targets):
+            target = self._pick(slot)
+            if target is None or not await _any_accepts([target[1]]):
                 continue
             try:
                 server = await asyncio.start_server(
