@@ -145,3 +145,17 @@ def test_a_dead_replica_refuses_through_the_relay_until_it_accepts_again(replica
         back.close()
     finally:
         relay.stop()
+
+
+def test_slots_are_dealt_out_evenly_over_the_members_a_crashed_one_included():
+    """Balancers pick among slots; each member holds the same share of them, so picking a
+    slot is picking a replica, as in the simulator (a crashed member keeps its share)."""
+    from chaos.live.relay import MemberRelay
+
+    relay = MemberRelay("planner", 6)
+    relay._members = {0: 1000, 1: 1001}
+    assert [relay._pick(k) for k in range(6)] == [(0, 1000), (1, 1001)] * 3
+    relay._members = {0: 1000, 2: 1002, 3: 1003}   # replica 1 stopped
+    assert [relay._pick(k)[0] for k in range(6)] == [0, 2, 3, 0, 2, 3]
+    relay._members = {}
+    assert relay._pick(0) is None
