@@ -14,15 +14,14 @@ JSON) and it carries the pacing rules themselves, which are pure Python and seed
 * **closed** workloads: ``users`` users, each thinking for a draw of ``think`` before each
   request and waiting for its answer (:func:`think_sampler`), as in the simulator.
 
-Randomness comes from the shared arrival schedule (open) and one ``random.Random`` per user
-(closed: think times), derived from the run seed and the user's index (:func:`user_rng`).
+Randomness comes from ``topologies.arrivals``, seeded by the run seed: the simulator's
+arrival schedule (open) and each user's think times (closed, by the user's index).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 from topologies.errors import UsageError
 from topologies.model import Distribution, RatePoint, Workload
 
-__all__ = ["LoadPlan", "plan_load", "Arrivals", "schedule", "think_sampler", "user_rng",
+__all__ = ["LoadPlan", "plan_load", "Arrivals", "schedule", "think_sampler",
            "DEFAULT_HEADROOM", "MAX_USERS", "DRAIN_MARGIN"]
 
 #: Mean seconds between two requests of one user of an open workload: a user is late only
@@ -164,12 +163,6 @@ def plan_load(workload: Workload, target_url: str, *, duration: float | None = N
                     **common)  # type: ignore[arg-type]
 
 
-def user_rng(seed: int, index: int) -> random.Random:
-    """The random stream of user ``index`` in a run seeded ``seed`` (independent of the
-    other users' streams and stable across processes and Python versions)."""
-    return random.Random(f"faultmesh-load:{seed}:user:{index}")
-
-
 def schedule(plan: LoadPlan) -> list[float]:
     """Every arrival time of an open plan in its run, as the simulator draws them."""
     from topologies.arrivals import open_arrivals
@@ -203,32 +196,9 @@ class Arrivals:
         return self._times[self._next - 1]
 
 
-def think_sampler(dist: Distribution | None, rng: random.Random) -> Callable[[], float]:
-    """A function returning draws of a closed user's think time in seconds from ``rng``."""
-    if dist is None:
-        return lambda: 0.0
-    k = dist.kind
-    if k == "constant":
-        value = float(dist.value or 0.0)
-        return lambda: value
-    if k == "exponential":
-        mean = float(dist.mean or 0.0)
-        return (lambda: rng.expovariate(1.0 / mean)) if mean > 0 else (lambda: 0.0)
-    if k == "lognormal":
-        mu, sigma = dist.lognormal_params()
-        return lambda: rng.lognormvariate(mu, sigma)
-    if k == "gamma":
-        mean, cv = float(dist.mean or 0.0), float(dist.cv or 0.0)
-        if cv == 0 or mean == 0:
-            return lambda: mean
-        shape = 1.0 / cv**2
-        return lambda: rng.gammavariate(shape, mean / shape)
-    if k == "uniform":
-        low, high = float(dist.low or 0.0), float(dist.high or 0.0)
-        return lambda: rng.uniform(low, high)
-    if k == "empirical":
-        samples = list(dist.samples or ())
-        if not samples:
-            raise UsageError("workload.think: empirical distribution without samples")
-        return lambda: rng.choice(samples)
-    raise UsageError(f"workload.think: unknown distribution kind {k!r}")
+def think_sampler(plan: LoadPlan, index: int) -> Callable[[], float]:
+    """Closed-workload user ``index``'s think times: the simulator's user ``index`` draws the
+    same ones for the same seed (``topologies.arrivals.think_times``)."""
+    from topologies.arrivals import think_times
+
+    return think_times(plan.workload(), plan.seed, index)

@@ -72,7 +72,7 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     from locust.contrib.fasthttp import FastHttpUser
     from locust.env import Environment
 
-    from .plan import DRAIN_MARGIN, Arrivals, schedule, think_sampler, user_rng
+    from .plan import DRAIN_MARGIN, Arrivals, schedule, think_sampler
     from .results import ERROR_HEADER, SPOOL_COLUMNS, error_word
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -167,8 +167,7 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         """One user of a closed workload: thinks, sends, waits for the answer, repeats."""
 
         def on_start(self) -> None:
-            self.think = think_sampler(plan.think_distribution(),
-                                       user_rng(plan.seed, next(user_ids)))
+            self.think = think_sampler(plan, next(user_ids))
             self.wait()
 
         def wait_time(self) -> float:

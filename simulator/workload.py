@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator
 
 import simpy
 
-from topologies.arrivals import open_arrivals
+from topologies.arrivals import open_arrivals, think_times
 from topologies.errors import UsageError
 from topologies.model import Workload
 
@@ -34,8 +34,8 @@ def start_workload(env: simpy.Environment, workload: Workload, streams: Streams,
         users = int(workload.users or 0)
         if users <= 0:
             raise UsageError("workload.users: a closed workload needs at least one user")
-        think = streams.sampler(workload.think, "think") if workload.think else (lambda: 0.0)
-        for _ in range(users):
+        for i in range(users):   # user i thinks as in the live load (topologies.arrivals)
+            think = think_times(workload, streams.seed, i)
             env.process(_user(env, think, new_request, client, until))
         return
     env.process(_open(env, open_arrivals(workload, streams.seed, until), new_request, client))

@@ -286,7 +286,7 @@ def test_taken_web_port_is_an_environment_error(server):
 _CTRL_C = """
 import json, sys
 from loadtests import run_load
-from loadtests.plan import Arrivals, plan_load, user_rng
+from loadtests.plan import Arrivals, plan_load
 from topologies.model import Workload
 r = run_load(Workload(rate=30.0, duration=60.0), sys.argv[1], out_dir=sys.argv[2])
 print(json.dumps({"partial": r.partial, "n": len(r.requests), "run_time": r.run_time}))

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from loadtests.plan import Arrivals, LoadPlan, plan_load, think_sampler, user_rng
+from loadtests.plan import Arrivals, LoadPlan, plan_load, think_sampler
 from topologies.errors import UsageError
 from topologies.model import Distribution, RatePoint, Workload
 
@@ -71,7 +71,9 @@ def test_plan_never_touches_the_global_random_module():
 
     state = random.getstate()
     _merged(plan_load(Workload(rate=20.0, duration=5.0), URL))
-    think_sampler(Distribution("exponential", mean=0.1), user_rng(0, 0))()
+    closed = Workload(model="closed", users=2, think=Distribution("exponential", mean=0.1),
+                      duration=5.0)
+    think_sampler(plan_load(closed, URL), 0)()
     assert random.getstate() == state
 
 
@@ -81,7 +83,7 @@ def test_closed_plan_keeps_users_and_think_time():
     plan = LoadPlan.from_json(plan_load(wl, URL).to_json())
     assert plan.users == 5 and plan.mean_rate() is None
     assert plan.think_distribution() == Distribution("constant", value=0.1)
-    assert think_sampler(plan.think_distribution(), user_rng(0, 0))() == 0.1
+    assert think_sampler(plan, 0)() == 0.1
 
 
 @pytest.mark.parametrize("dist,mean", [
@@ -92,7 +94,8 @@ def test_closed_plan_keeps_users_and_think_time():
     (Distribution("empirical", samples=(0.1, 0.3)), 0.2),
 ])
 def test_think_time_draws_have_the_distributions_mean(dist, mean):
-    draw = think_sampler(dist, user_rng(0, 1))
+    plan = plan_load(Workload(model="closed", users=3, think=dist, duration=5.0), URL)
+    draw = think_sampler(plan, 1)
     xs = [draw() for _ in range(20000)]
     assert statistics.fmean(xs) == pytest.approx(mean, rel=0.05)
 
@@ -151,3 +154,16 @@ def test_the_load_offers_the_simulators_arrivals_for_the_same_seed(workload):
     plan = plan_load(workload, URL, seed=7)
     assert _merged(plan) == pytest.approx(list(simulated), abs=1e-9)
     assert len(simulated) > 100
+
+
+def test_closed_users_think_as_the_simulators_users_for_the_same_seed():
+    """User i draws the same think times in both engines (topologies.arrivals)."""
+    from topologies.arrivals import think_times
+
+    wl = Workload(model="closed", users=4, think=Distribution("exponential", mean=2.0),
+                  duration=30.0)
+    plan = plan_load(wl, URL, seed=5)
+    for i in range(4):
+        live, sim = think_sampler(plan, i), think_times(wl, 5, i)
+        assert [live() for _ in range(50)] == [sim() for _ in range(50)]
+    assert think_sampler(plan, 0)() != think_sampler(plan, 1)()

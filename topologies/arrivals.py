@@ -1,4 +1,4 @@
-"""When an open workload's requests arrive: one schedule per seed, the same in both engines.
+"""When requests arrive: one schedule per seed, the same in both engines.
 
 The simulator and the live load generator draw the arrival times of an open workload from
 this one function, so a simulated run and a live run with the same seed offer exactly the
@@ -8,20 +8,22 @@ points).
 
 A constant ``rate`` is a Poisson process: exponential gaps of mean 1/rate. A ``profile`` is
 a time-varying Poisson process by thinning (Lewis and Shedler): candidates at the peak rate,
-each kept with probability rate(t) / peak. The numbers come from numpy generators seeded
-with (seed, purpose), drawn in blocks.
+each kept with probability rate(t) / peak. A closed workload's user ``i`` draws its think
+times from its own stream (:func:`think_times`), so user ``i`` thinks alike in both engines.
+The numbers come from numpy generators seeded with (seed, purpose), drawn in blocks.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from .model import Workload
+from .sampling import block_sampler
 
-__all__ = ["open_arrivals", "BLOCK"]
+__all__ = ["open_arrivals", "think_times", "BLOCK"]
 
 BLOCK = 4096
 
@@ -64,3 +66,11 @@ def open_arrivals(workload: Workload, seed: int, until: float) -> Iterator[float
         if t >= until:
             return
         yield t
+
+
+def think_times(workload: Workload, seed: int, user: int) -> Callable[[], float]:
+    """The think times of closed-workload user ``user``: a function giving the next one."""
+    if workload.think is None:
+        return lambda: 0.0
+    draws = _blocks(block_sampler(workload.think, _generator(seed, f"think:{user}")))
+    return lambda: next(draws)
