@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from live_helpers import emulators_of, rows
+from live_helpers import emulators_of, live_cli, rows
 
 TOPOLOGY = """\
 version: 1
@@ -53,14 +51,7 @@ scenarios:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str]:
-    base = tmp_path_factory.mktemp("livefaults")
-    topo = base / "faulty.yaml"
-    topo.write_text(TOPOLOGY)
-    out = str(base / "result")
-    proc = subprocess.run([sys.executable, "-m", "faultmesh", "live", str(topo),
-                           "--scenario", "mixed", "--out", out, "--no-report"],
-                          capture_output=True, text=True, timeout=90)
-    return proc.returncode, proc.stdout + proc.stderr, out
+    return live_cli(tmp_path_factory.mktemp("livefaults"), "faulty.yaml", TOPOLOGY, "mixed")
 
 
 def test_faults_ran_in_their_windows(run: tuple[int, str, str]) -> None:

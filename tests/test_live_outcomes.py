@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
-from live_helpers import rows
+from live_helpers import live_cli, rows
 
 TOPOLOGY = """\
 version: 1
@@ -47,14 +45,7 @@ scenarios:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str]:
-    base = tmp_path_factory.mktemp("outcomes")
-    topo = base / "outcomes.yaml"
-    topo.write_text(TOPOLOGY)
-    out = str(base / "result")
-    proc = subprocess.run([sys.executable, "-m", "faultmesh", "live", str(topo),
-                           "--scenario", "mixed", "--out", out, "--no-report"],
-                          capture_output=True, text=True, timeout=90)
-    return proc.returncode, proc.stdout + proc.stderr, out
+    return live_cli(tmp_path_factory.mktemp("outcomes"), "outcomes.yaml", TOPOLOGY, "mixed")
 
 
 def _windows(out: str) -> dict[str, tuple[float, float]]:

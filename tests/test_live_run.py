@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 
 import pytest
-from live_helpers import emulators_of, rows
+from live_helpers import emulators_of, live_cli, rows
 
 from faultmesh.cli import main
 
@@ -63,14 +61,7 @@ COLUMNS = {
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str]:
-    base = tmp_path_factory.mktemp("live")
-    topo = base / "two-tier.yaml"
-    topo.write_text(TOPOLOGY)
-    out = str(base / "result")
-    proc = subprocess.run([sys.executable, "-m", "faultmesh", "live", str(topo),
-                           "--scenario", "slow-backend", "--out", out, "--no-report"],
-                          capture_output=True, text=True, timeout=90)
-    return proc.returncode, proc.stdout + proc.stderr, out
+    return live_cli(tmp_path_factory.mktemp("live"), "two-tier.yaml", TOPOLOGY, "slow-backend")
 
 
 def test_live_run_writes_the_result_directory(run: tuple[int, str, str]) -> None:
