@@ -67,28 +67,24 @@ class RetryBudget:
     over the last ``window`` seconds, plus a floor of :data:`BUDGET_FLOOR` retries per second
     (a sliding window: healthy traffic long ago banks nothing). No budget: always allowed."""
 
-    __slots__ = ("budget", "window", "floor", "calls", "retries", "_calls", "_retries")
+    __slots__ = ("budget", "window", "floor", "_calls", "_retries")
 
     def __init__(self, budget: float | None, window: float = 10.0,
                  floor: float = BUDGET_FLOOR):
         self.budget = budget
         self.window = window
         self.floor = floor * window
-        self.calls = 0       # totals over the run (for reports)
-        self.retries = 0
         self._calls: deque[float] = deque()
         self._retries: deque[float] = deque()
 
     def record_call(self, now: float) -> None:
         """A first attempt went out on the edge at ``now``."""
-        self.calls += 1
         if self.budget is not None:
             self._calls.append(now)
 
     def allow_retry(self, now: float) -> bool:
         """May a retry go out at ``now``? (Counts it when it may.)"""
         if self.budget is None:
-            self.retries += 1
             return True
         horizon = now - self.window
         calls, retries = self._calls, self._retries
@@ -99,7 +95,6 @@ class RetryBudget:
         if len(retries) + 1 > self.budget * len(calls) + self.floor:
             return False
         retries.append(now)
-        self.retries += 1
         return True
 
 
@@ -197,13 +192,12 @@ class OutlierDetector:
     named by any hashable key. The balancer never ejects every replica: when all candidates
     are ejected it picks among all of them (Envoy's panic mode)."""
 
-    __slots__ = ("spec", "failures", "ejected_until", "ejections")
+    __slots__ = ("spec", "failures", "ejected_until")
 
     def __init__(self, spec: OutlierDetection):
         self.spec = spec
         self.failures: dict[object, int] = {}
         self.ejected_until: dict[object, float] = {}
-        self.ejections = 0
 
     def ejected(self, key: object, now: float) -> bool:
         until = self.ejected_until.get(key)
@@ -218,7 +212,6 @@ class OutlierDetector:
         n = self.failures.get(key, 0) + 1
         if n >= self.spec.consecutive_failures:
             self.ejected_until[key] = now + self.spec.ejection
-            self.ejections += 1
             n = 0
         self.failures[key] = n
 
