@@ -41,8 +41,14 @@ def check_references(raw: Any, ck: Checker) -> None:
     def unknown(name: object) -> str:
         return f"unknown service {name!r}{suggest(str(name), names)}"
 
+    # an empty (or null) map is a problem of its own, and no entry can name a service in it;
+    # only a services field of the wrong type leaves the entry to the field validation
+    declared = raw.get("services")
+    if "services" in raw and (declared is None or declared == {}):
+        ck.report(line_of(raw, "services"), "services",
+                  "no services: a topology needs at least its entry service")
     entry = raw.get("entry")
-    if isinstance(entry, str) and services and entry not in services:
+    if isinstance(entry, str) and isinstance(declared, dict | None) and entry not in services:
         ck.report(line_of(raw, "entry"), "entry", unknown(entry))
 
     edges: dict[tuple[str, str], tuple[str, int]] = {}
