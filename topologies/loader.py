@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,8 @@ from .references import check_references
 from .schema import TOPOLOGY
 from .yamltree import Located, parse_yaml, read_yaml
 
-__all__ = ["load", "loads", "from_dict", "override", "to_dict", "dump", "apply_overrides"]
+__all__ = ["load", "loads", "from_dict", "override", "to_dict", "dump", "apply_overrides",
+           "split_path"]
 
 
 def load(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Topology:
@@ -60,11 +62,15 @@ def from_dict(raw: Any, *, file: str = "<dict>", overrides: Mapping[str, Any] | 
 
 
 def apply_overrides(raw: Any, overrides: Mapping[str, Any], file: str = "<dict>") -> Any:
-    """A copy of ``raw`` with each dotted path set; string values are read as YAML scalars.
+    """A copy of ``raw`` with each path set; string values are read as YAML scalars.
 
-    Every segment but the last must already exist, so a misspelt path is an error rather
-    than a new, silently ignored field.
+    A path is written as the validator prints one, ``services.gateway.calls[2].timeout``
+    (``calls.2.timeout`` works too). Every segment but the last must already exist, so a
+    misspelt path is an error rather than a new, silently ignored field; a misspelt last
+    segment is left to the validation, which names the field it was probably meant to be.
     """
+    from .kinds import join, suggest
+
     raw = copy.deepcopy(raw)
     problems = []
     for dotted, value in overrides.items():
@@ -73,25 +79,26 @@ def apply_overrides(raw: Any, overrides: Mapping[str, Any], file: str = "<dict>"
                 value = yaml.safe_load(value) if value.strip() else value
             except yaml.YAMLError:
                 pass  # keep the text; validation will judge it
-        parts = [p for p in dotted.split(".")]
+        parts = split_path(dotted)
         node = raw
         where = "--set " + dotted
+        at = ""
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            key: Any = int(part) if isinstance(node, list) and part.lstrip("-").isdigit() else part
+            key: Any = int(part) if isinstance(node, list) and _INDEX.fullmatch(part) else part
+            at = join(at, key)
             if isinstance(node, list):
                 if not isinstance(key, int) or not -len(node) <= key < len(node):
-                    problems.append(Problem(file, 0, ".".join(parts[: i + 1]),
-                                            f"{where}: no item {part} in this list"))
+                    have = f"0..{len(node) - 1}" if node else "none, the list is empty"
+                    problems.append(Problem(file, 0, at, f"{where}: no item {part} in this list "
+                                            f"(items: {have})"))
                     break
             elif not isinstance(node, dict):
-                problems.append(Problem(file, 0, ".".join(parts[:i]),
+                problems.append(Problem(file, 0, at.rpartition(".")[0] or at,
                                         f"{where}: not a mapping, cannot set {part!r}"))
                 break
             elif not last and key not in node:
-                from .kinds import suggest
-
-                problems.append(Problem(file, 0, ".".join(parts[: i + 1]),
+                problems.append(Problem(file, 0, at,
                                         f"{where}: no such field{suggest(part, node)}"))
                 break
             if last:
@@ -101,6 +108,15 @@ def apply_overrides(raw: Any, overrides: Mapping[str, Any], file: str = "<dict>"
     if problems:
         raise TopologyError(problems)
     return raw
+
+
+_INDEX = re.compile(r"-?[0-9]+")
+
+
+def split_path(path: str) -> list[str]:
+    """``services.gateway.calls[2].timeout`` -> ``["services", "gateway", "calls", "2",
+    "timeout"]``: the validator's notation and the plain dotted one read alike."""
+    return re.sub(r"\[\s*(-?[0-9]+)\s*\]", r".\1", path.strip()).split(".")
 
 
 def to_dict(topology: Topology) -> dict[str, Any]:
