@@ -22,9 +22,11 @@ def scenario_names(topology: Topology, scenario: str | None) -> list[str]:
     if scenario == "all":
         return ["baseline", *(n for n in topology.scenarios if n != "baseline")]
     if scenario not in topology.scenarios:
-        known = ", ".join(["baseline", *topology.scenarios, "all"])
-        raise UsageError(f"--scenario {scenario!r}: not defined in {topology.name} "
-                         f"(known: {known})")
+        from topologies.kinds import suggest
+
+        choices = ["baseline", *topology.scenarios, "all"]
+        hint = suggest(scenario, choices) or f" (known: {', '.join(choices)})"
+        raise UsageError(f"--scenario {scenario!r}: not defined in {topology.name}{hint}")
     return [scenario]
 
 
@@ -38,7 +40,9 @@ def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: in
     """
     import simulator
     from faultmesh.commands._finish import finish_run
+    from faultmesh.timescale import capped
 
+    topology, duration = capped(topology, duration)  # FAULTMESH_MAX_DURATION, if set
     result = simulator.simulate(topology, scenario, seed=seed, duration=duration,
                                 progress=progress)
     result.write(out)
@@ -62,7 +66,9 @@ def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 
     KeyboardInterrupt."""
     from chaos.live import LiveRun
     from faultmesh.commands._finish import finish_run
+    from faultmesh.timescale import capped
 
+    topology, duration = capped(topology, duration)  # FAULTMESH_MAX_DURATION, if set
     LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
             toxiproxy_url=toxiproxy_url, web=web).run()
     return finish_run(out, report=report)

@@ -105,8 +105,11 @@ def gate(paths: list[str], *, scenario: str | None = None, junit: str | None = N
     if scenario not in (None, "all"):
         chosen = [r for r in results if r.scenario == scenario]
         if not chosen:
-            have = ", ".join(sorted({r.scenario for r in results}))
-            raise UsageError(f"no result of scenario {scenario!r} (found: {have})")
+            from topologies.kinds import suggest
+
+            found = sorted({r.scenario for r in results})
+            hint = suggest(scenario, found) or f" (found: {', '.join(found)})"
+            raise UsageError(f"no result of scenario {scenario!r}{hint}")
         results = chosen
     outcome = GateOutcome([RunVerdict(r, evaluate_slos(r)) for r in results])
     if not outcome.slos:
