@@ -22,12 +22,24 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "send_start"]
 
 #: How often the spool is flushed to disk (what a killed load process still leaves).
 FLUSH_EVERY = 0.5
 #: Seconds requests in flight get to end when the run is interrupted (Ctrl-C).
 INTERRUPTED_GRACE = 0.5
+
+
+def send_start(now: float, duration: float) -> float | None:
+    """The start recorded for a request sent ``now`` seconds into a run of ``duration``
+    seconds: ``now`` to the microsecond (as the spool writes it), or None when that is at or
+    after the end, where nothing new is sent.
+
+    The check is made on the very number that is recorded, so no row can say a request
+    started at or after the end (a reading of 1.9999996 s would be written as 2.000000).
+    """
+    start = round(now, 6)
+    return None if start >= duration else start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,8 +88,11 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     from .results import ERROR_HEADER, SPOOL_COLUMNS, error_word
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    clock = time.time
+    # run-relative times come from the monotonic clock: a wall-clock step (NTP) must not
+    # move a send past the end or reorder starts; the wall time of t0 is reported apart
+    clock = time.monotonic
     t0 = clock()
+    t0_wall = time.time()
     request_ids = itertools.count()
     user_ids = itertools.count()
     in_flight: dict[int, tuple[float, float | None, Any]] = {}
@@ -93,16 +108,16 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         return "" if x is None else "%.6f" % x  # noqa: UP031
 
     def on_request(response_time: float = 0.0, response: Any = None, context: Any = None,
-                   exception: BaseException | None = None, start_time: float | None = None,
-                   **_: Any) -> None:
+                   exception: BaseException | None = None, **_: Any) -> None:
         rid = (context or {}).get("faultmesh_request")
         if rid is None:
             return
-        sent, lag, timer = in_flight.pop(rid, (None, None, None))
-        if timer is not None:
-            timer.close()
-        # the request starts when it was sent (the same clock reading that numbered it)
-        start = sent if sent is not None else (start_time or t0) - t0
+        if rid not in in_flight:
+            # not sent by ``send`` or already written as unfinished by the drain: Locust's
+            # own start_time is another clock's reading, so it never makes a row
+            return
+        start, lag, timer = in_flight.pop(rid)
+        timer.close()
         latency = response_time / 1000.0
         status = int(getattr(response, "status_code", 0) or 0)
         if exception is None:
@@ -128,8 +143,8 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         connection_timeout = timeout + DRAIN_MARGIN
 
         def send(self, lag: float | None) -> None:
-            now = clock() - t0
-            if now >= plan.duration:  # a late turn after the end: nothing new is sent
+            now = send_start(clock() - t0, plan.duration)
+            if now is None:  # a late turn after the end: nothing new is sent
                 return
             rid = next(request_ids)
             # the client's timeout covers the whole exchange (connect, send, answer); when
@@ -217,6 +232,7 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
         _raise_open_files(plan.users)
     cpu0 = time.process_time()
     t0 = clock()
+    t0_wall = time.time()
     if plan.users > 0:
         runner.start_shape()
     interrupted = bool(stop.wait(timeout=plan.duration))
@@ -237,7 +253,7 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     spool.close()
     if web_ui is not None:
         web_ui.stop()
-    return {"t0": t0, "run_time": min(stopped_at, plan.duration), "end": drained_at,
+    return {"t0": t0_wall, "run_time": min(stopped_at, plan.duration), "end": drained_at,
             "interrupted": interrupted,
             "users": plan.users, "cpu_share": round(cpu_share, 4),
             "cpu_warning": bool(cpu["warning"] or runner.cpu_warning_emitted),

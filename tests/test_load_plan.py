@@ -167,3 +167,16 @@ def test_closed_users_think_as_the_simulators_users_for_the_same_seed():
         live, sim = think_sampler(plan, i), think_times(wl, 5, i)
         assert [live() for _ in range(50)] == [sim() for _ in range(50)]
     assert think_sampler(plan, 0)() != think_sampler(plan, 1)()
+
+
+def test_no_send_is_recorded_at_or_after_the_end():
+    """The worker's end-of-run check is made on the start as written (to the microsecond):
+    a reading a hair before the end rounds to the end and is not sent (issue 8: a request
+    was once recorded at 2.0007 s of a 2.0 s run)."""
+    from loadtests.worker import send_start
+
+    assert send_start(1.999999, 2.0) == 1.999999
+    assert send_start(1.9999996, 2.0) is None   # written as 2.000000: the end
+    assert send_start(2.0, 2.0) is None
+    assert send_start(2.0007, 2.0) is None
+    assert send_start(0.0, 2.0) == 0.0
