@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
 from topologies.errors import FaultmeshError, TopologyError
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["main", "build_parser", "version", "COMMANDS"]
 
 COMMANDS = ("validate", "graph", "schema", "sim", "live", "report", "gate", "sweep", "proxy")
 
@@ -25,6 +26,25 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def version() -> str:
+    """The installed distribution's version; from pyproject.toml when run from a checkout
+    that was never installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("faultmesh")
+    except PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        try:
+            with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as fh:
+                return str(tomllib.load(fh)["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         "exit codes: 0 success, 1 an SLO or check failed, 2 bad input, 3 environment problem",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"faultmesh {version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:
@@ -51,10 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE = re.compile(r"-\.?[0-9]")
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--duration -10s`` -> ``--duration=-10s``: argparse takes ``-10s`` for an option and
+    says "expected one argument"; attached, the value reaches the command's own check, which
+    says what is wrong with it ("must be positive")."""
+    out: list[str] = []
+    for arg in argv:
+        if out and _NEGATIVE.match(arg) and out[-1].startswith("--") and "=" not in out[-1] \
+                and out[-1] != "--":
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere, not only before the command
-    argv = [a for a in argv if a != "--debug"]
+    argv = _attach_negative_values([a for a in argv if a != "--debug"])
     parser = build_parser()
     args = parser.parse_args(argv)
     args.debug = debug
