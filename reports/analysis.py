@@ -76,8 +76,19 @@ class Analysis:
             "recovered": None if math.isnan(rec) else not math.isinf(rec),
             "retry_amplification": json_number(self.retry_amplification),
             "blast_radius": list(self.blast_radius),
+            "cascade": self.cascade(),
             "score": self.score,
         }
+
+    def cascade(self) -> list[dict[str, Any]]:
+        """The cascade timeline as JSON: per service in order ``first``, ``last`` (start of
+        its first and end of its last episode), ``episodes`` ([[start, end], ...]) and
+        ``metric`` (what crossed first)."""
+        return [{"service": str(row.service), "first": float(row.first),
+                 "last": float(row.last),
+                 "episodes": [[float(lo), float(hi)] for lo, hi in row.episodes],
+                 "metric": str(row.metric)}
+                for row in self.timeline.itertuples(index=False)]
 
 
 def analyse(result: Result) -> Analysis:

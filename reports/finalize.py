@@ -45,7 +45,8 @@ def write_summary(result_dir: str, summary: dict[str, Any]) -> None:
 def finalize(result_dir: str) -> dict[str, Any]:
     """Compute ``resilience`` and ``slos`` of a result directory and rewrite its summary.json.
 
-    ``resilience`` is {recovery_time, recovered, retry_amplification, blast_radius, score};
+    ``resilience`` is {recovery_time, recovered, retry_amplification, blast_radius, cascade,
+    score} (``cascade``: :meth:`Analysis.cascade`);
     ``slos`` is a list of {name, metric, limit, op, value, pass, window}. Works without
     faults (recovery_time 0, empty blast radius) and without SLOs (empty list). Returns the
     summary as written.

@@ -260,15 +260,16 @@ def llm_timings(a: Analysis) -> str | None:
 
 
 def cascade_chart(a: Analysis) -> str | None:
-    """One bar per affected service from its first to its last threshold crossing."""
+    """One row per affected service, one bar per episode of threshold crossing."""
     tl = a.timeline
     if not len(tl):
         return None
     fig, (ax,) = new_figure(height=1.2 + 0.45 * len(tl))
     for i, row in enumerate(tl.itertuples(index=False)):
         colour = BAD if row.metric == "error_rate" else WARN
-        ax.barh(i, row.last - row.first, left=row.first, color=colour, height=0.55, zorder=3)
-        ax.text(row.first, i, f" {row.first:g} s", va="center", ha="left", fontsize=8, zorder=4)
+        for lo, hi in row.episodes:
+            ax.barh(i, hi - lo, left=lo, color=colour, height=0.55, zorder=3)
+            ax.text(lo, i, f" {lo:g} s", va="center", ha="left", fontsize=8, zorder=4)
     ax.set_yticks(range(len(tl)), list(tl["service"]))
     ax.invert_yaxis()
     shade_faults(ax, a.intervals)

@@ -29,9 +29,14 @@ Definitions (docs/reports.md repeats them for users):
   least ``max(1 pp, 50 %)`` above their baseline, or a p99 at least 25 % (and 1 ms) above it,
   over at least 5 calls. An instantaneous fault (a kill with no duration) counts as active
   for one 5 s window.
-* **cascade timeline** — for each service of the blast radius, the first 5 s window (aligned
-  at t = 0, from the first fault's start on) in which it crossed one of those thresholds, and
-  the last such window; ordered by time.
+* **cascade timeline** — for each service of the blast radius, every **episode** in which it
+  crossed one of those thresholds: 5 s windows (aligned at t = 0, from the first fault's
+  start on, with at least 3 calls) that crossed, consecutive ones joined into one episode
+  and a gap of a single quiet window bridged (one unlucky window inside a long brownout does
+  not split it). An episode of a single window that neither overlaps a fault nor starts
+  within one window after one ends is dropped as noise: with a handful of calls per window
+  one window above 1.25 x p99 happens by chance. ``first`` is the start of the first
+  episode, ``last`` the end of the last; services ordered by ``first``.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ __all__ = [
     "service_impact",
     "blast_radius",
     "cascade_timeline",
+    "crossing_episodes",
 ]
 
 RECOVERY_TOLERANCE = 0.10
@@ -234,17 +240,41 @@ def service_impact(calls: pd.DataFrame, intervals: list[tuple[float, float]], wa
     return pd.DataFrame(rows, columns=cols)
 
 
+def crossing_episodes(windows: list[int], intervals: list[tuple[float, float]],
+                      width: float = WINDOW) -> list[tuple[float, float]]:
+    """The episodes of a service's crossing windows (window indices, ascending).
+
+    Consecutive windows form one episode, a gap of one quiet window is bridged, and a lone
+    window away from every fault (see the module docstring) is dropped as noise. Returns
+    ``(start, end)`` in seconds, ``end`` the end of the episode's last crossing window.
+    """
+    runs: list[list[int]] = []
+    for k in windows:
+        if runs and k - runs[-1][-1] <= 2:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    near = [(lo, hi + width) for lo, hi in active_intervals(intervals, width)]
+    episodes = []
+    for run in runs:
+        lo, hi = run[0] * width, (run[-1] + 1) * width
+        if len(run) == 1 and not any(lo < f_hi and hi > f_lo for f_lo, f_hi in near):
+            continue   # a lone crossing far from any fault: chance, not the cascade
+        episodes.append((lo, hi))
+    return episodes
+
+
 def cascade_timeline(calls: pd.DataFrame, intervals: list[tuple[float, float]], warmup: float,
                      duration: float, services: list[str] | None = None,
                      width: float = WINDOW) -> pd.DataFrame:
-    """When each service crossed its blast thresholds, in order.
+    """When each service crossed its blast thresholds, every episode, services in order.
 
-    Columns: ``service``, ``first`` (start of the first crossing window, s), ``last`` (end of
-    the episode that started there: consecutive crossing windows, one quiet window tolerated),
+    Columns: ``service``, ``first`` (start of its first episode, s), ``last`` (end of its
+    last episode), ``episodes`` (list of ``(start, end)``, see :func:`crossing_episodes`),
     ``metric`` (what crossed first), ``value`` and ``baseline`` of it.
     ``services`` limits the timeline (default: every service).
     """
-    cols = ["service", "first", "last", "metric", "value", "baseline"]
+    cols = ["service", "first", "last", "episodes", "metric", "value", "baseline"]
     if not len(calls) or not intervals:
         return pd.DataFrame(columns=cols)
     start = min(lo for lo, _ in intervals)
@@ -258,7 +288,7 @@ def cascade_timeline(calls: pd.DataFrame, intervals: list[tuple[float, float]], 
     for service in names:
         _, eb, pb = _call_figures(before[before["callee"] == service])
         mine = after[after["callee"] == service]
-        crossings = []
+        crossings = {}
         for k, g in mine.groupby("_w"):
             if len(g) < CASCADE_MIN_CALLS:
                 continue
@@ -266,18 +296,12 @@ def cascade_timeline(calls: pd.DataFrame, intervals: list[tuple[float, float]], 
             reasons = _crossed(eb, pb, e, p)
             if reasons:
                 metric = reasons[0]
-                crossings.append((k, metric, e if metric == "error_rate" else p))
-        if crossings:
-            k0, metric, value = crossings[0]
-            # the episode the cascade started: consecutive crossing windows (one quiet window
-            # tolerated); a later lone crossing is noise, not the same cascade
-            last = k0
-            for k, _, _ in crossings[1:]:
-                if k - last > 2:
-                    break
-                last = k
-            rows.append({"service": service, "first": k0 * width,
-                         "last": (last + 1) * width, "metric": metric,
+                crossings[int(k)] = (metric, e if metric == "error_rate" else p)
+        episodes = crossing_episodes(sorted(crossings), intervals, width)
+        if episodes:
+            metric, value = crossings[round(episodes[0][0] / width)]
+            rows.append({"service": service, "first": episodes[0][0],
+                         "last": episodes[-1][1], "episodes": episodes, "metric": metric,
                          "value": value, "baseline": (0.0 if math.isnan(eb) else eb)
                          if metric == "error_rate" else pb})
     out = pd.DataFrame(rows, columns=cols)
