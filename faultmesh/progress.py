@@ -74,8 +74,10 @@ def period() -> float:
 
 
 def clock(seconds: float) -> str:
-    """``75`` -> ``1m15s``: a wall-clock span as people read it."""
-    seconds = max(0, int(seconds))
+    """``75`` -> ``1m15s``, ``2.34`` -> ``2.3s``: a wall-clock span as people read it."""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f}s"
+    seconds = int(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)

@@ -32,8 +32,9 @@ def scenario_names(topology: Topology, scenario: str | None) -> list[str]:
 
 def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 0,
                  duration: float | None = None, report: bool = True,
-                 progress: Callable[[float, float], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[float, float, int], None] | None = None) -> dict[str, Any]:
     """Simulate one scenario into the result directory ``out``; returns the final summary.
+    ``progress(now, duration, requests)`` is called as the simulated time advances.
 
     An interrupted simulation still writes its results (``"partial": true``) and then
     raises KeyboardInterrupt.

@@ -29,7 +29,8 @@ from .workload import start_workload
 
 __all__ = ["Simulation", "simulate", "Progress"]
 
-Progress = Callable[[float, float], None]
+#: ``progress(now, duration, requests)``: simulated time, simulated duration, requests so far.
+Progress = Callable[[float, float, int], None]
 
 
 class Simulation:
@@ -267,7 +268,7 @@ class Simulation:
                 chunk = max(1.0, end / 100.0)
                 while env.now < end:
                     env.run(until=min(end, env.now + chunk))
-                    progress(env.now, end)
+                    progress(env.now, end, self.rec.n_requests)
             self._drain()
         except KeyboardInterrupt:
             partial = True

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import sys
-import time
 from typing import Any
 
 __all__ = ["add_parser", "run"]
@@ -26,7 +25,8 @@ timeseries.csv, faults.csv, topology.yaml (and report.html unless --no-report). 
 --replications K each seed does, beside replications.json. Ctrl-C stops the run and writes
 what was collected, marked "partial": true.
 
-exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input
+exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input, 130 interrupted by Ctrl-C
+(SIGTERM 143, SIGHUP 129: the same partial results)
 """
 
 
@@ -92,41 +92,14 @@ def _load(args: argparse.Namespace) -> Any:
     return dataclasses.replace(topo, workload=wl) if wl is not topo.workload else topo
 
 
-class _ProgressBar:
-    """Simulated time on stderr, shown only once a run has taken more than ~2 s."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.t0 = time.monotonic()
-        self.shown = False
-
-    def __call__(self, now: float, end: float) -> None:
-        if time.monotonic() - self.t0 < 2.0 or not sys.stderr.isatty() and not self.shown \
-                and os.environ.get("FAULTMESH_PROGRESS") != "1":
-            return
-        self.shown = True
-        width = 30
-        done = int(width * now / end) if end else width
-        sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (width - done)}] "
-                         f"{now:,.0f}/{end:,.0f} s simulated")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 def _one(topo: Any, scenario: str, seed: int, out: str, report: bool,
          duration: float | None) -> dict:
+    from faultmesh import progress
     from faultmesh.runs import simulate_run
 
-    bar = _ProgressBar(f"{topo.name}/{scenario} seed {seed}")
-    try:
+    with progress.simulation(f"sim {topo.name}/{scenario} seed {seed}") as show:
         return simulate_run(topo, scenario, out, seed=seed, duration=duration, report=report,
-                            progress=bar)
-    finally:
-        bar.close()
+                            progress=show)
 
 
 def _fmt(x: Any, kind: str) -> str:
@@ -212,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
         print(_table(rows) if rows else "", file=sys.stderr)
         print("faultmesh sim: interrupted; results so far written, marked partial",
               file=sys.stderr)
-        return 130
+        from faultmesh.signals import interrupted_exit_code
+
+        return interrupted_exit_code()  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     print(_table(rows))
     print(f"results: {base}")
     failed = sorted({f"{name}: {slo}" for name, summary in rows
