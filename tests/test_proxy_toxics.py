@@ -157,14 +157,30 @@ def test_toxicity_is_drawn_once_per_connection(proxy):
     assert 0 < sum(hit) < 16
 
 
+#: What the proxy may add to a median small round trip. Measured: +86-92 us with the proxy in
+#: its own process (benchmarks/proxy_overhead.py, docs/proxy.md), +35-47 us here (the proxy's
+#: thread in this process), +210-260 us by another measurement on a busy machine; the bound
+#: leaves room for a loaded 2-core machine and still catches a real regression (a Nagle stall
+#: adds 40 ms, a per-chunk sleep or a lost wakeup milliseconds).
+ADDED_MEDIAN_MAX = 0.002
+
+
 def test_proxy_overhead_on_loopback_is_small(proxy, echo):
-    """Median small round trip, proxy vs direct (figures in docs/proxy.md)."""
+    """Median small round trip through the proxy against a direct baseline to the same echo
+    server measured in the same test, in alternating blocks (docs/proxy.md)."""
+    proxied: list[float] = []
+    plain: list[float] = []
     with connect(proxy.listen) as via, socket.create_connection(
             ("127.0.0.1", echo.port), timeout=5) as direct:
         direct.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for sock in (via, direct):
-            round_trip(sock)  # warm up
-        proxied = statistics.median(round_trip(via) for _ in range(200))
-        plain = statistics.median(round_trip(direct) for _ in range(200))
-    print(f"round trip: direct {plain * 1e6:.0f} us, proxied {proxied * 1e6:.0f} us")
-    assert proxied - plain < 0.005
+            for _ in range(20):
+                round_trip(sock)  # warm up
+        for _ in range(6):  # blocks in turn: both paths see the same load on the machine
+            plain += [round_trip(direct) for _ in range(50)]
+            proxied += [round_trip(via) for _ in range(50)]
+    added = statistics.median(proxied) - statistics.median(plain)
+    print(f"round trip: direct {statistics.median(plain) * 1e6:.0f} us, proxied "
+          f"{statistics.median(proxied) * 1e6:.0f} us, added {added * 1e6:+.0f} us")
+    assert added > 0  # two more hops: a proxy that is not in the path shows no cost at all
+    assert added < ADDED_MEDIAN_MAX
