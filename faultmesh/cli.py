@@ -100,20 +100,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    try:
-        return int(args.run(args) or 0)
-    except FaultmeshError as exc:
-        if args.debug:
-            raise
-        # problems in files stay bare FILE:LINE: path: message lines, for editors to parse
-        located = isinstance(exc, TopologyError) or "\n" in str(exc)
-        print(str(exc) if located else f"faultmesh {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("faultmesh: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+    from faultmesh.signals import interrupted_exit_code, stop_signals
+
+    # SIGTERM and SIGHUP end a command as Ctrl-C does: partial results, teardown, 128+signal
+    with stop_signals():
+        try:
+            return int(args.run(args) or 0)
+        except FaultmeshError as exc:
+            if args.debug:
+                raise
+            # problems in files stay bare FILE:LINE: path: message lines, for editors to parse
+            located = isinstance(exc, TopologyError) or "\n" in str(exc)
+            print(str(exc) if located else f"faultmesh {args.command}: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("faultmesh: interrupted", file=sys.stderr)
+            return interrupted_exit_code()
+        except BrokenPipeError:
+            return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ result directory (default results/<topology>-<scenario>-live); compare them with
 marked "partial": true. See docs/live.md.
 
 exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input, 3 environment problem
-(a port taken, a process that would not start), 130 interrupted
+(a port taken, a process that would not start), 130 interrupted by Ctrl-C (SIGTERM 143,
+SIGHUP 129: the same partial results and teardown)
 """
 
 
@@ -78,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"faultmesh live: interrupted; results so far written to {out}, marked partial",
               file=sys.stderr)
-        return 130
+        from faultmesh.signals import interrupted_exit_code
+
+        return interrupted_exit_code()  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     lat = summary.get("latency") or {}
     avail = summary.get("availability")
     p99 = lat.get("p99")

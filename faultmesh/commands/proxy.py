@@ -15,8 +15,8 @@ EXAMPLES = """examples:
   curl -s localhost:8474/proxies           # then drive it with any Toxiproxy client
   python -c 'import toxiproxy; print(toxiproxy.Toxiproxy().version())'
 
-Runs in the foreground until Ctrl-C (exit 0, every proxy and connection closed). A port
-already taken exits 3 with one line. See docs/proxy.md for what is compatible.
+Runs in the foreground until Ctrl-C, SIGTERM or SIGHUP (exit 0, every proxy and connection
+closed). A port already taken exits 3 with one line. See docs/proxy.md for what is compatible.
 """
 
 
