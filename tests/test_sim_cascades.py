@@ -120,6 +120,20 @@ def test_circuit_breaker_with_fallback_restores_availability():
     assert guarded.summary["degraded"] > 4000
     assert guarded.summary["services"]["rec"]["short_circuited"] > 4000
     assert guarded.summary["latency"]["p50"] < 0.05
+    # open -> half-open -> open while the fault lasts: once open (by 60 s), the only calls
+    # that reach rec are the half-open trials (3 each 5 s + their 1 s timeout), all failing
+    rec = guarded.calls[guarded.calls["callee"] == "rec"]
+    req = guarded.requests
+    during = rec[(rec["start"] >= 60) & (rec["start"] < 150)]
+    assert 0 < len(during) <= 3 * 90 / 5
+    assert (during["error"] == "timeout").all()
+    # ... and closed again after it: the first trial after 150 s passes, every request from
+    # 157 s (150 + open_for + the trial's answer) calls rec for real and is answered whole
+    after = rec[rec["start"] >= 157]
+    late = req[req["start"] >= 157]
+    assert len(late) > 2000 and late["ok"].all() and not late["degraded"].any()
+    assert set(after["request_id"]) == set(late["request_id"])
+    assert (after["error"] == "").all()
 
 
 SPIKE = """
