@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 from emulator_helpers import read_calls, running, send
+
+#: The breaker's open_for in the breaker test: short, so the test sees half-open and closed.
+OPEN_FOR = 1.0
 
 CALLER = """\
     version: 1
@@ -50,18 +56,37 @@ def test_degrade_fallback_answers_200_marked_degraded(tmp_path):
     assert status == 200 and headers["X-Faultmesh-Degraded"] == "1"
 
 
-def test_open_breaker_fails_fast_without_an_attempt(tmp_path):
+def test_breaker_opens_fails_fast_probes_half_open_and_closes_when_the_callee_heals(tmp_path):
+    """closed -> open (3 timeouts of 3) -> fail fast without an attempt -> half-open after
+    open_for: one trial goes out, times out, and the breaker opens again -> the callee heals
+    -> half-open trial passes -> closed: every call goes out again."""
     call = ("timeout: 150ms, circuit_breaker: {failure_rate: 0.5, min_calls: 3, window: 30s, "
-            "open_for: 30s, half_open_calls: 1}")
-    with running(tmp_path, topo(call, latency="1s"), ["back", "front"]) as reps:
-        port = reps["front"][0].port
-        slow = [send(port) for _ in range(3)]
-        fast = [send(port) for _ in range(5)]
+            f"open_for: {OPEN_FOR}s, half_open_calls: 1}}")
+    with running(tmp_path, topo(call, latency="20ms"), ["back", "front"]) as reps:
+        port, back = reps["front"][0].port, reps["back"][0].port
+        slow_down = json.dumps({"type": "slow", "factor": 50}).encode()   # 20 ms -> 1 s
+        assert send(back, "POST", "/_faultmesh/faults", body=slow_down)[0] == 200
+        slow = [send(port) for _ in range(3)]          # closed: 3 timeouts open it
+        fast = [send(port) for _ in range(3)]          # open: fail fast
+        time.sleep(OPEN_FOR + 0.1)
+        trial_failed = send(port)                      # half-open: one trial, times out
+        reopened = send(port)                          # open again at once
+        assert send(back, "DELETE", "/_faultmesh/faults")[0] == 200   # the callee heals
+        time.sleep(OPEN_FOR + 0.1)
+        trial_passed = send(port)                      # half-open: the trial passes
+        closed = [send(port) for _ in range(4)]        # closed: calls go out again
         reps["front"][0].stop()
     assert all(a[0] == 504 and a[3] >= 0.14 for a in slow)
-    assert all(a[0] == 502 and a[1]["X-Faultmesh-Error"] == "circuit_open" for a in fast)
-    assert max(a[3] for a in fast) < 0.075   # much faster than the 150 ms timeout
-    assert len(read_calls(tmp_path / "front-0.csv")) == 3   # open: no attempts logged
+    for a in (*fast, reopened):
+        assert a[0] == 502 and a[1]["X-Faultmesh-Error"] == "circuit_open"
+        assert a[3] < 0.075   # much faster than the 150 ms timeout: no attempt
+    assert trial_failed[0] == 504 and trial_failed[3] >= 0.14
+    assert trial_passed[0] == 200
+    assert all(a[0] == 200 for a in closed)
+    # attempts logged: 3 timeouts, the failed trial, the passed trial, the 4 closed calls;
+    # none while open
+    rows = read_calls(tmp_path / "front-0.csv")
+    assert [r["status"] for r in rows] == ["504"] * 4 + ["200"] * 5
 
 
 def test_refused_callee_answers_502_refused(tmp_path):
