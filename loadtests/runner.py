@@ -19,13 +19,17 @@ import sys
 import tempfile
 import time
 
+from chaos.watchdog import child_env
 from topologies.errors import RunError
 from topologies.model import Workload
 
 from .plan import DEFAULT_HEADROOM, LoadPlan, plan_load
 from .results import LoadResult, quantile, read_spool
 
-__all__ = ["run_load", "run_plan"]
+__all__ = ["run_load", "run_plan", "WORK_PREFIX"]
+
+#: Name prefix of the load's temporary work directory, ``faultmesh-load-<owner pid>-XXXX``.
+WORK_PREFIX = "faultmesh-load-"
 
 #: Seconds the load process may take to import Locust and start before it counts as stuck.
 STARTUP = 30.0
@@ -60,7 +64,8 @@ def run_plan(plan: LoadPlan, *, out_dir: str | None = None) -> LoadResult:
     """Run an already made :class:`LoadPlan` (see :func:`run_load`)."""
     if plan.web:
         _check_port_free(plan.web_port)
-    work = tempfile.mkdtemp(prefix="faultmesh-load-")
+    # the owner's pid in the name: `faultmesh clean` tells a live run's from a dead one's
+    work = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-")
     try:
         plan_path = os.path.join(work, "plan.json")
         spool_path = os.path.join(work, "spool.csv")
@@ -89,7 +94,8 @@ def run_plan(plan: LoadPlan, *, out_dir: str | None = None) -> LoadResult:
 def _run_child(plan: LoadPlan, args: list[str], log_path: str) -> bool:
     """Run the load process to its end; whether it was interrupted (Ctrl-C here)."""
     cmd = [sys.executable, "-m", "loadtests.worker", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # child_env: the load process ends itself (and removes `work`) should this one die
+    env = {**child_env(), "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
     deadline = STARTUP + plan.duration + plan.grace + STOP_WAIT

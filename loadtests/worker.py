@@ -53,13 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     plan_path, spool_path, status_path = args
     from gevent import monkey
 
+    from chaos.watchdog import ParentWatch
+
+    # started by faultmesh: stop when it is gone (even killed) and leave no work directory
+    watch = ParentWatch.from_env(cleanup=lambda: _remove_work(spool_path))
     monkey.patch_all()
     from .plan import LoadPlan
 
     with open(plan_path, encoding="utf-8") as fh:
         plan = LoadPlan.from_json(fh.read())
     try:
-        status = _run(plan, spool_path)
+        status = _run(plan, spool_path, watch)
         code = 0
     except Exception as exc:  # reported to the parent, which raises RunError
         status = {"error": f"{type(exc).__name__}: {exc}"}
@@ -68,10 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(status, fh)
     os.replace(tmp, status_path)
+    if watch.orphaned:  # nobody is left to collect the results
+        _remove_work(spool_path)
     return code
 
 
-def _run(plan: Any, spool_path: str) -> dict[str, Any]:
+def _remove_work(spool_path: str) -> None:
+    """Remove the runner's work directory holding ``spool_path`` (only one named as the
+    runner names it: files given by hand are kept)."""
+    import shutil
+
+    from .runner import WORK_PREFIX
+
+    work = os.path.dirname(os.path.abspath(spool_path))
+    if os.path.basename(work).startswith(WORK_PREFIX):
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(plan: Any, spool_path: str, watch: Any = None) -> dict[str, Any]:
     """Generate the plan's load; the figures for the status file."""
     import csv
     import itertools
@@ -221,6 +239,8 @@ def _run(plan: Any, spool_path: str) -> dict[str, Any]:
     stop = gevent.event.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, stop.set)
+    if watch is not None:  # after the handlers: the watch stops the run with SIGTERM
+        watch.start()
 
     def flusher() -> None:
         while True:

@@ -1,7 +1,9 @@
 """The replica process: ``python -m chaos.emulator --topology T --service S --replica K ...``.
 
 Prints ``ready <port>`` on stdout once listening; SIGTERM or SIGINT stops accepting, flushes
-the logs and exits 0. Exit 2 on bad arguments, 3 when the address cannot be bound.
+the logs and exits 0. Exit 2 on bad arguments, 3 when the address cannot be bound. Started
+by faultmesh (``FAULTMESH_PARENT`` set), it also stops when that process is gone
+(:mod:`chaos.watchdog`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(args: argparse.Namespace) -> int:
     from topologies import load
 
+    from ..watchdog import ParentWatch
     from .replica import ReplicaServer
 
     topology = load(args.topology)
@@ -58,6 +61,8 @@ async def _run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # started by faultmesh: end (via SIGTERM, above) when it is gone, even killed
+    ParentWatch.from_env().start()
     try:
         port = await server.start()
     except OSError as exc:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from topologies.errors import RunError
 
+from ..watchdog import child_env
+
 __all__ = ["ReplicaProcess", "start_replica"]
 
 
@@ -60,7 +62,8 @@ def start_replica(topology: str, service: str, log: str, *, replica: int = 0,
            "--epoch", repr(time.time() if epoch is None else epoch)]
     for callee, addresses in (upstreams or {}).items():
         cmd += ["--upstream", f"{callee}={','.join(addresses)}"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    # the replica ends itself should this process die without stopping it (SIGKILL)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=child_env())
     assert p.stdout is not None
     sel = selectors.DefaultSelector()
     sel.register(p.stdout, selectors.EVENT_READ)

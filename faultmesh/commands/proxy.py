@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chaos.proxy import ProxyServer
+    from chaos.watchdog import ParentWatch
     from topologies.errors import RunError, UsageError
 
     if not 0 <= args.port <= 65535:
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
             raise RunError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
         print(f"faultmesh proxy: Toxiproxy API on {server.url} (Ctrl-C stops)",
               file=sys.stderr, flush=True)
+        # started as a child by faultmesh (FAULTMESH_PARENT): stop when that process is gone
+        ParentWatch.from_env().start()
         try:
             await asyncio.Event().wait()
         finally:
