@@ -139,6 +139,8 @@ def run_sweep(topology: Topology, points: Sequence[SweepPoint], out: str, *,
 
     from topologies.files import atomic_write, atomic_write_text
 
+    # the workers write there: a relative path would land in each worker's own directory
+    out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
     cluster = None
     try:

@@ -9,16 +9,19 @@ import os
 __all__ = ["add_parser", "run"]
 
 EXAMPLES = """examples:
-  faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=2,3,4,6
-  faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=2,4 \\
+  faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=3,4,6,8
+  faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=3,6 \\
       --set workload.rate=4/s,8/s --scenario llm-brownout --replications 3
-  faultmesh sweep topologies/router.yaml --set services.large-llm.replicas=1,2 \\
-      --scheduler tcp://10.0.0.5:8786 --out /shared/sweeps/router
+  faultmesh sweep topologies/router.yaml --set services.large-llm.replicas=2,3,4 \\
+      --scheduler tcp://127.0.0.1:8786 --out results/router-sweep
 
 Every combination of the --set lists is run for each scenario (--scenario all: the baseline
 and every scenario) and each seed (--seed .. --seed+K-1 with --replications K), as tasks on a
 local Dask cluster of worker processes (--workers N, default one per core) or on the cluster
-at --scheduler (its workers need faultmesh installed and --out on a shared filesystem).
+at --scheduler (its workers need faultmesh installed and --out on a shared filesystem;
+`dask scheduler` and `dask worker tcp://127.0.0.1:8786` make one on this machine).
+A service's replicas must stay within its autoscale min..max: sweep
+services.NAME.autoscale.min (or .max) with it to go outside them.
 Each run is a full result directory under --out; sweep.csv and sweep.json list them all,
 one row per run, and report.html compares them (unless --no-report).
 
