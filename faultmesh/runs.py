@@ -66,10 +66,14 @@ def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 
     final summary. Interrupted, it writes what it has (``"partial": true``) and raises
     KeyboardInterrupt."""
     from chaos.live import LiveRun
+    from faultmesh import progress
     from faultmesh.commands._finish import finish_run
     from faultmesh.timescale import capped
 
     topology, duration = capped(topology, duration)  # FAULTMESH_MAX_DURATION, if set
-    LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
-            toxiproxy_url=toxiproxy_url, web=web).run()
-    return finish_run(out, report=report)
+    label = f"live {topology.name}/{scenario or 'baseline'}"
+    with progress.LiveView(label, duration or topology.workload.duration) as view:
+        LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
+                toxiproxy_url=toxiproxy_url, web=web, watch=view).run()
+        view.phase("writing the summary" + (" and report" if report else ""))
+        return finish_run(out, report=report)
