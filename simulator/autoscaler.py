@@ -7,7 +7,9 @@ sequences holding a batch place) and ready replica-seconds
 (:attr:`ServiceRuntime.ready_meter`) — whose differences over the interval give its
 utilization, or the requests waiting on the serving replicas for the ``queue`` metric. New
 replicas cost money from their start but serve only after ``cold_start``; replicas are
-stopped gracefully (no new requests, those in flight finish), the starting ones first.
+stopped gracefully (no new requests, those in flight finish), the starting ones first. The
+extra replicas of a surge rollout are the rollout's: the autoscaler neither counts nor
+stops them (an HPA scales the Deployment's replicas, not its surge pods).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def autoscaler(sim: Simulation, svc: ServiceRuntime, spec: Autoscale):
     while True:
         yield env.timeout(spec.interval)
         now = env.now
-        running = svc.running()
+        running = [r for r in svc.running() if r not in svc.surge]
         target = rule.decide(now, ready=len(svc.serving), running=len(running),
                              busy_total=svc.busy_meter.total(now),
                              ready_total=svc.ready_meter.total(now),

@@ -209,14 +209,19 @@ class FaultInjector:
         old = [r for r in svc.replicas if not r.stopped]
         while old:
             group, old = old[:batch], old[batch:]
+            group = [r for r in group if not r.stopped]   # the autoscaler may have stopped some
             if not surge:
                 for rep in group:
                     sim.stop_replica(rep)
             new = [sim.start_replica(svc, ready_after=None) for _ in group]
+            if surge:
+                svc.surge.update(new)
             if startup > 0:
                 yield env.timeout(startup)
             for rep in new:
                 sim.make_ready(rep)
             if surge:
                 for rep in group:
-                    sim.stop_replica(rep)
+                    if not rep.stopped:
+                        sim.stop_replica(rep)
+                svc.surge.difference_update(new)   # they replace the old ones now

@@ -161,6 +161,10 @@ class ServiceRuntime:
         self.replicas: list[Replica] = []
         self.serving: list[Replica] = []      # ready: serving and alive
         self.candidates: list[Replica] = []   # what balancers pick from: crashed ones too
+        # replicas a surge rollout started on top of the count (Kubernetes' maxSurge): the
+        # autoscaler neither counts nor stops them, as an HPA sets the Deployment's replicas
+        # and leaves the surge pods to the rollout
+        self.surge: set[Replica] = set()
         self._rr = 0
         self._uniform = uniform
         self.bucket = TokenBucket(spec.rate_limit) if spec.rate_limit else None

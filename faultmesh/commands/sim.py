@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 from typing import Any
+
+from faultmesh.console import failed_slos, replications_table, run_table
 
 __all__ = ["add_parser", "run"]
 
@@ -25,8 +26,9 @@ timeseries.csv, faults.csv, topology.yaml (and report.html unless --no-report). 
 --replications K each seed does, beside replications.json. Ctrl-C stops the run and writes
 what was collected, marked "partial": true.
 
-exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input, 130 interrupted by Ctrl-C
-(SIGTERM 143, SIGHUP 129: the same partial results)
+exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input, 3 environment problem (an
+output path that cannot be written, a run that measured no request), 130 interrupted by
+Ctrl-C (SIGTERM 143, SIGHUP 129: the same partial results)
 """
 
 
@@ -66,8 +68,9 @@ def _overrides(sets: list[str]) -> dict[str, str]:
 
 def _load(args: argparse.Namespace) -> Any:
     import topologies
+    from faultmesh.arguments import duration_option
     from topologies.errors import UsageError
-    from topologies.units import parse_duration, parse_rate
+    from topologies.units import parse_rate
 
     args.duration_s = None
     if args.replications < 1:
@@ -83,10 +86,7 @@ def _load(args: argparse.Namespace) -> Any:
                 raise UsageError(f"--rate: must be positive, not {args.rate}")
             wl = dataclasses.replace(wl, model="open", rate=rate, profile=None)
         if args.duration is not None:
-            duration = parse_duration(args.duration)
-            if not duration > 0:
-                raise UsageError(f"--duration: must be positive, not {args.duration}")
-            args.duration_s = duration
+            args.duration_s = duration_option(args.duration, warmup=wl.warmup)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     return dataclasses.replace(topo, workload=wl) if wl is not topo.workload else topo
@@ -102,54 +102,9 @@ def _one(topo: Any, scenario: str, seed: int, out: str, report: bool,
                             progress=show)
 
 
-def _fmt(x: Any, kind: str) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if kind == "pct":
-        return f"{100 * x:.2f}%"
-    if kind == "s":
-        return f"{x * 1000:.0f}ms" if x < 1 else f"{x:.2f}s"
-    if kind == "usd":
-        return f"${x:.4f}"
-    return f"{x:.1f}"
-
-
-def _table(rows: list[tuple[str, dict]]) -> str:
-    head = f"{'run':<28} {'requests':>9} {'avail':>8} {'p50':>8} {'p99':>8} {'rps':>7} " \
-           f"{'cost':>9} {'$/1k':>9} {'wasted':>7} {'SLOs':>6}"
-    lines = [head]
-    for name, s in rows:
-        lat = s.get("latency", {})
-        cost = s.get("cost", {})
-        lines.append(
-            f"{name[:28]:<28} {s.get('requests', 0):>9} {_fmt(s.get('availability'), 'pct'):>8} "
-            f"{_fmt(lat.get('p50'), 's'):>8} {_fmt(lat.get('p99'), 's'):>8} "
-            f"{_fmt(s.get('throughput'), 'n'):>7} {_fmt(cost.get('total'), 'usd'):>9} "
-            f"{_fmt(cost.get('per_1k'), 'usd'):>9} {_fmt(cost.get('wasted_share'), 'pct'):>7} "
-            f"{_slo_cell(s):>6}")
-    return "\n".join(lines)
-
-
-def _failed_slos(summary: dict) -> list[str]:
-    return [s.get("name") or s.get("metric", "?") for s in summary.get("slos", [])
-            if s.get("pass") is False]
-
-
-def _slo_cell(summary: dict) -> str:
-    judged = [s for s in summary.get("slos", []) if s.get("pass") is not None]
-    if not judged:
-        return "-"
-    return f"{sum(1 for s in judged if s['pass'])}/{len(judged)}"
-
-
-def _ci_table(agg: dict) -> str:
-    lines = [f"{'figure':<14} {'mean':>12} {'± 95% CI':>12}   (n={agg['runs']})"]
-    for name, f in agg["figures"].items():
-        lines.append(f"{name:<14} {f['mean']:>12.6g} {f['ci95']:>12.3g}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
+    from faultmesh.measured import require_measured
+    from faultmesh.outputs import check_output_dir
     from faultmesh.runs import scenario_names
     from simulator.replications import aggregate
     from topologies.files import atomic_write_text
@@ -158,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     scenarios = scenario_names(topo, args.scenario)
     label = "all" if args.scenario == "all" else args.scenario or "baseline"
     base = args.out or os.path.join("results", f"{topo.name}-{label}")
+    check_output_dir(base, "--out")  # before minutes of simulation, not after
     rows: list[tuple[str, dict]] = []
     report = not args.no_report
     try:
@@ -180,18 +136,19 @@ def run(args: argparse.Namespace) -> int:
                               json.dumps(agg, indent=2, default=str) + "\n")
             print(f"{name}: {args.replications} replications -> "
                   f"{os.path.join(out, 'replications.json')}")
-            print(_ci_table(agg))
+            print(replications_table(agg))
     except KeyboardInterrupt:
-        print(_table(rows) if rows else "", file=sys.stderr)
+        print(run_table(rows) if rows else "", file=sys.stderr)
         print("faultmesh sim: interrupted; results so far written, marked partial",
               file=sys.stderr)
         from faultmesh.signals import interrupted_exit_code
 
         return interrupted_exit_code()  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
-    print(_table(rows))
+    print(run_table(rows))
     print(f"results: {base}")
+    require_measured(rows)  # no request measured: no verdict, exit 3
     failed = sorted({f"{name}: {slo}" for name, summary in rows
-                     for slo in _failed_slos(summary)})
+                     for slo in failed_slos(summary)})
     if failed:
         print("SLOs violated (exit 1): " + "; ".join(failed))
         return 1
