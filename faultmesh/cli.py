@@ -17,7 +17,8 @@ from topologies.errors import FaultmeshError, TopologyError
 
 __all__ = ["main", "build_parser", "version", "COMMANDS"]
 
-COMMANDS = ("validate", "graph", "schema", "sim", "live", "report", "gate", "sweep", "proxy")
+COMMANDS = ("validate", "graph", "schema", "sim", "live", "report", "gate", "sweep", "proxy",
+            "clean")
 
 
 class _Parser(argparse.ArgumentParser):
