@@ -63,7 +63,8 @@ def parse_duration(value: object) -> float:
         if unit not in _DURATION_UNITS:
             raise ValueError(f"unknown duration unit {unit!r} in {value!r} "
                              "(use us, ms, s, m or h)" if unit else
-                             f"duration {value!r} needs a unit (us, ms, s, m, h) or a plain number")
+                             f"duration {value!r} needs a unit: {value.strip()}s, "
+                             f"{value.strip()}ms, ... (or a number without quotes, in seconds)")
         return number * _DURATION_UNITS[unit]
     return _number(value, "duration (like 250ms or 2s)")
 
