@@ -1,8 +1,9 @@
 """Several runs side by side: scenarios, replications, or sim against live.
 
 Runs are labelled ``engine/scenario/seed`` from summary.json (the directory name is added
-when two labels would be equal). The first run is the reference: the table of differences
-gives each figure per run and its change against the first.
+when two labels would be equal, and `` (partial)`` when the run was interrupted, so every
+column, legend and card says which side is not whole). The first run is the reference: the
+table of differences gives each figure per run and its change against the first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from .formatting import format_metric, format_value
 from .metrics import success_latency
+from .partial import interruption, is_partial, run_notes
 from .plots import PALETTE, new_figure, to_svg
 
 if TYPE_CHECKING:
@@ -46,14 +48,16 @@ _FIGURES: list[tuple[str, str, Callable[[Analysis], float]]] = [
 
 
 def run_labels(analyses: list[Analysis]) -> list[str]:
-    """engine/scenario/seed per run, made unique with the directory name when needed."""
+    """engine/scenario/seed per run, made unique with the directory name when needed, and
+    `` (partial)`` after the label of an interrupted run."""
     labels = [a.result.label for a in analyses]
     if len(set(labels)) < len(labels):
         # the part of each path that differs: "rep-1", or "replicas=4/llm-brownout/seed-0"
         # for the runs of a sweep, whose directories end alike
         labels = [f"{lab} ({part})" for lab, part in
                   zip(labels, _distinct_parts([a.result.path for a in analyses]), strict=True)]
-    return labels
+    return [f"{lab} (partial)" if is_partial(a.result) else lab
+            for lab, a in zip(labels, analyses, strict=True)]
 
 
 def _distinct_parts(paths: list[str]) -> list[str]:
@@ -183,6 +187,7 @@ def comparison_context(analyses: list[Analysis]) -> dict[str, Any]:
                      "score": a.score, "path": a.result.path, "topology": a.result.name,
                      "slos_failed": sum(not s.passed for s in a.slos),
                      "slos": sum(not s.skipped for s in a.slos),
-                     "slos_na": sum(s.skipped for s in a.slos)})
+                     "slos_na": sum(s.skipped for s in a.slos),
+                     "partial": interruption(a.result), "notes": run_notes(a.result)})
     return {"runs": runs, "labels": labels, "rows": difference_rows(analyses),
             "slo_rows": slo_matrix(analyses), "figures": comparison_figures(analyses, labels)}

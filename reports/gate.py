@@ -3,7 +3,10 @@
 :func:`gate` reads result directories of either engine (a directory holding summary.json,
 or a directory of such directories), evaluates each run's SLOs (:mod:`reports.slo`),
 and returns a :class:`GateOutcome` whose ``exit_code`` is 0 when every SLO holds and 1 when
-any fails. :func:`markdown` renders it for people (and ``$GITHUB_STEP_SUMMARY``);
+any fails. A partial (interrupted) run is no verdict: it describes only the part that ran,
+so it makes the exit code 3 (the run is incomplete) unless ``allow_partial``, which judges it
+as it stands, still labelled partial. :func:`markdown` renders it for people (and
+``$GITHUB_STEP_SUMMARY``);
 :mod:`reports.junit` renders it for CI test reporters. Running the simulator first is the
 ``faultmesh gate`` command's job: this package never imports an engine.
 """
@@ -17,6 +20,7 @@ from topologies.errors import UsageError
 from topologies.files import atomic_write_text
 
 from .formatting import format_metric
+from .partial import is_partial, partial_text
 from .result import Result, is_result_dir, load_result
 from .slo import SLOResult, evaluate_slos
 
@@ -38,18 +42,26 @@ class RunVerdict:
         return all(s.passed for s in self.slos)
 
     @property
+    def partial(self) -> bool:
+        """Whether the run was interrupted (summary.json's ``partial``)."""
+        return is_partial(self.result)
+
+    @property
     def label(self) -> str:
-        """``scenario (engine, seed N)``."""
+        """``scenario (engine, seed N)``, with ``, partial`` for an interrupted run."""
         seed = self.result.seed
         return (f"{self.result.scenario} ({self.result.engine}"
-                + (f", seed {seed}" if seed is not None else "") + ")")
+                + (f", seed {seed}" if seed is not None else "")
+                + (", partial" if self.partial else "") + ")")
 
 
 @dataclass
 class GateOutcome:
-    """Every run's verdicts; the gate passes when every SLO of every run holds."""
+    """Every run's verdicts; the gate passes when every SLO of every run holds and no run
+    is partial (unless ``allow_partial``: then partial runs are judged as they stand)."""
 
     runs: list[RunVerdict] = field(default_factory=list)
+    allow_partial: bool = False
 
     @property
     def slos(self) -> list[SLOResult]:
@@ -60,12 +72,26 @@ class GateOutcome:
         return [s for s in self.slos if not s.passed]
 
     @property
+    def partial_runs(self) -> list[RunVerdict]:
+        """The runs that were interrupted."""
+        return [r for r in self.runs if r.partial]
+
+    @property
+    def incomplete(self) -> bool:
+        """A run is partial and ``allow_partial`` is off: no verdict can be given."""
+        return bool(self.partial_runs) and not self.allow_partial
+
+    @property
     def passed(self) -> bool:
-        return not self.failures
+        """Every SLO holds and the verdict is complete."""
+        return not self.failures and not self.incomplete
 
     @property
     def exit_code(self) -> int:
-        """0 when every SLO holds, 1 when any fails."""
+        """3 when a run is partial (without ``allow_partial``), else 0 when every SLO holds
+        and 1 when any fails."""
+        if self.incomplete:
+            return 3
         return 0 if self.passed else 1
 
 
@@ -93,12 +119,13 @@ def find_result_dirs(path: str) -> list[str]:
     return found
 
 
-def gate(paths: list[str], *, scenario: str | None = None, junit: str | None = None
-         ) -> GateOutcome:
+def gate(paths: list[str], *, scenario: str | None = None, junit: str | None = None,
+         allow_partial: bool = False) -> GateOutcome:
     """Judge the SLOs of every run under ``paths`` (``scenario``: only runs of that scenario).
 
-    Writes JUnit XML to ``junit`` when given. Raises :class:`UsageError` when there is no
-    run to judge or the runs' topologies define no SLOs at all.
+    Writes JUnit XML to ``junit`` when given. A partial (interrupted) run makes the outcome
+    incomplete (``exit_code`` 3) unless ``allow_partial``. Raises :class:`UsageError` when
+    there is no run to judge or the runs' topologies define no SLOs at all.
     """
     dirs = [d for p in paths for d in find_result_dirs(p)]
     results = [load_result(d) for d in dirs]
@@ -111,7 +138,8 @@ def gate(paths: list[str], *, scenario: str | None = None, junit: str | None = N
             hint = suggest(scenario, found) or f" (found: {', '.join(found)})"
             raise UsageError(f"no result of scenario {scenario!r}{hint}")
         results = chosen
-    outcome = GateOutcome([RunVerdict(r, evaluate_slos(r)) for r in results])
+    outcome = GateOutcome([RunVerdict(r, evaluate_slos(r)) for r in results],
+                          allow_partial=allow_partial)
     if not outcome.slos:
         raise UsageError("nothing to gate on: the topology.yaml of "
                          + ", ".join(r.path for r in results) + " defines no slos")
@@ -126,16 +154,37 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _verdict(s: SLOResult, unjudged: bool) -> str:
+    """The result cell; an SLO of a partial run left unjudged shows what it stands at."""
+    if s.skipped:
+        return "➖ n/a"
+    if unjudged:
+        return f"⚠️ partial ({'pass' if s.passed else 'FAIL'} as it stands)"
+    return "✅ pass" if s.passed else "❌ FAIL"
+
+
 def markdown(outcome: GateOutcome) -> str:
     """A Markdown summary: the verdict line, then one table row per scenario and SLO."""
     n, bad = len(outcome.slos), len(outcome.failures)
     skipped = sum(s.skipped for s in outcome.slos)
-    head = (f"### faultmesh gate: ✅ PASS — all {n} SLO checks hold" if outcome.passed else
-            f"### faultmesh gate: ❌ FAIL — {bad} of {n} SLO checks violated")
+    partial = outcome.partial_runs
+    if outcome.incomplete:
+        head = (f"### faultmesh gate: ⚠️ INCOMPLETE — {len(partial)} of {len(outcome.runs)} "
+                "runs partial (interrupted): no verdict (exit 3)")
+    elif outcome.passed:
+        head = f"### faultmesh gate: ✅ PASS — all {n} SLO checks hold"
+    else:
+        head = f"### faultmesh gate: ❌ FAIL — {bad} of {n} SLO checks violated"
     if skipped:
         head += f" ({skipped} not applicable)"
-    lines = [head, "", "| run | SLO | window | measured | limit | result |",
-             "|---|---|---|---:|---:|---|"]
+    lines = [head, ""]
+    for run in partial:
+        lines.append(f"- ⚠️ {_cell(run.label)}: {partial_text(run.result)}"
+                     + ("; judged as it stands (--allow-partial)" if outcome.allow_partial
+                        else "; its figures cover only what ran (--allow-partial judges it)"))
+    if partial:
+        lines.append("")
+    lines += ["| run | SLO | window | measured | limit | result |", "|---|---|---|---:|---:|---|"]
     for run in outcome.runs:
         for s in run.slos:
             sign = "≤" if s.op == "max" else "≥"
@@ -143,7 +192,7 @@ def markdown(outcome: GateOutcome) -> str:
                 f"| {_cell(run.label)} | {_cell(s.name)} | {s.window} | "
                 f"{_cell(format_metric(s.metric, s.value))} | "
                 f"{sign} {_cell(format_metric(s.metric, s.limit))} | "
-                f"{'➖ n/a' if s.skipped else '✅ pass' if s.passed else '❌ FAIL'} |")
+                f"{_verdict(s, run.partial and outcome.incomplete)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -20,6 +20,7 @@ from topologies.files import atomic_write_text
 from .analysis import Analysis, analyse
 from .finalize import readable
 from .formatting import format_metric, format_seconds, format_usd
+from .partial import interruption, partial_text, run_notes
 from .result import load_result
 
 __all__ = ["render_run", "render_comparison", "write_report", "headline", "environment"]
@@ -60,6 +61,9 @@ def verdict(a: Analysis) -> tuple[str, str]:
 def headline(a: Analysis) -> str:
     """One sentence a newcomer reads first: what failed, how bad, how far it spread."""
     parts = []
+    partial = partial_text(a.result)
+    if partial:   # first: every figure after it describes only the part that ran
+        parts.append(partial[0].upper() + partial[1:] + ".")
     failed = [s for s in a.slos if not s.passed]
     judged = [s for s in a.slos if not s.skipped]
     na = f" ({len(a.slos) - len(judged)} not applicable)" if len(judged) < len(a.slos) else ""
@@ -132,7 +136,8 @@ def render_run(a: Analysis) -> str:
     return environment().get_template("report.html.j2").render(
         r=a.result, a=a, css=_css(), figures=figures, verdict_word=word, verdict_class=cls,
         headline=headline(a), cards=_cards(a), impact=_rows(a.impact), llm=_rows(a.llm),
-        timeline=_rows(a.timeline), edges=edges, worst_edge=worst, faults=faults, toc=toc)
+        timeline=_rows(a.timeline), edges=edges, worst_edge=worst, faults=faults, toc=toc,
+        partial=interruption(a.result), notes=run_notes(a.result))
 
 
 def render_comparison(analyses: list[Analysis]) -> str:

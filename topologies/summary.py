@@ -217,6 +217,7 @@ def summarize_run(topology: Any, requests: pd.DataFrame, calls: pd.DataFrame,
         "duration": stop,
         "warmup": warmup,
         "end": end,
+        "planned_duration": duration,   # what a partial run fell short of
         "partial": bool(facts.partial),
         "requests": n,
         "ok": n_ok,

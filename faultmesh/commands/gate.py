@@ -27,7 +27,11 @@ result directory in it (or it itself) is judged. Each SLO is evaluated per run, 
 `window: fault` and `window: steady`. A Markdown table goes to stdout and is appended to
 $GITHUB_STEP_SUMMARY when set; --junit writes one testcase per run and SLO.
 
-exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input (no results, no SLOs)
+A partial (interrupted) run is no verdict: the gate exits 3 unless --allow-partial, which
+judges it as it stands (still labelled partial in the table and the JUnit XML).
+
+exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input (no results, no SLOs),
+3 a run is partial (interrupted; see --allow-partial)
 """
 
 
@@ -43,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", default="all", metavar="NAME|all",
                    help="scenario to gate (default: all, which includes the baseline)")
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="judge partial (interrupted) runs as they stand instead of exit 3; "
+                   "they stay labelled partial")
     p.add_argument("--out", metavar="DIR", help="where simulated runs go (topology only)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0, as sim)")
     p.add_argument("--report", action="store_true",
@@ -55,19 +62,28 @@ def simulate_scenarios(topology_path: str, scenario: str, out: str | None, seed:
     """Run the scenarios of a topology on an engine (``sim`` or ``live``); the result
     directories written."""
     import topologies
+    from faultmesh import progress
     from faultmesh.runs import live_run, scenario_names, simulate_run
 
     topology = topologies.load(topology_path)
     names = scenario_names(topology, scenario)
     out = out or tempfile.mkdtemp(prefix=f"faultmesh-gate-{topology.name}-")
     dirs = []
-    for name in names:
-        directory = os.path.join(out, name)
-        print(f"{'simulating' if engine == 'sim' else 'running live'} {topology.name} / {name} "
-              f"(seed {seed}) -> {directory}", file=sys.stderr)
-        run = live_run if engine == "live" else simulate_run
-        run(topology, name, directory, seed=seed, report=report)
-        dirs.append(directory)
+    # scenarios done of all, and below it each run's own progress (a live run shows its own)
+    with progress.Task(f"gate {topology.name}", total=len(names),
+                       text=f"0/{len(names)} scenarios done") as task:
+        for done, name in enumerate(names, start=1):
+            directory = os.path.join(out, name)
+            task.echo(f"{'simulating' if engine == 'sim' else 'running live'} "
+                      f"{topology.name} / {name} (seed {seed}) -> {directory}")
+            if engine == "live":
+                live_run(topology, name, directory, seed=seed, report=report)
+            else:
+                with progress.simulation(f"sim {topology.name}/{name} seed {seed}") as show:
+                    simulate_run(topology, name, directory, seed=seed, report=report,
+                                 progress=show)
+            dirs.append(directory)
+            task.update(done, f"{done}/{len(names)} scenarios done")
     return dirs
 
 
@@ -79,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
     if os.path.isfile(target):
         dirs = simulate_scenarios(target, args.scenario, args.out, args.seed, args.report,
                                   engine=args.engine or "sim")
-        outcome = reports.gate(dirs, junit=args.junit)
+        outcome = reports.gate(dirs, junit=args.junit, allow_partial=args.allow_partial)
     else:
         if not os.path.exists(target):
             raise UsageError(f"{target}: no such topology file or result directory")
-        outcome = reports.gate([target], scenario=args.scenario, junit=None)
+        outcome = reports.gate([target], scenario=args.scenario, junit=None,
+                               allow_partial=args.allow_partial)
         if args.engine:
             outcome.runs = [r for r in outcome.runs if r.result.engine == args.engine]
             if not outcome.runs:
@@ -99,4 +116,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"appended the summary to {summary_path}", file=sys.stderr)
     if args.junit:
         print(f"wrote {args.junit}", file=sys.stderr)
+    if outcome.incomplete:
+        print(f"faultmesh gate: {len(outcome.partial_runs)} run(s) partial (interrupted): no "
+              "verdict (exit 3); --allow-partial judges them as they stand", file=sys.stderr)
     return outcome.exit_code
