@@ -22,7 +22,8 @@ result directory (default results/<topology>-<scenario>-live); compare them with
 marked "partial": true. See docs/live.md.
 
 exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input, 3 environment problem
-(a port taken, a process that would not start), 130 interrupted by Ctrl-C (SIGTERM 143,
+(a port taken, a process that would not start, an output path that cannot be written, a
+run that measured no request), 130 interrupted by Ctrl-C (SIGTERM 143,
 SIGHUP 129: the same partial results and teardown)
 """
 
@@ -51,28 +52,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import topologies
+    from faultmesh.arguments import duration_option
+    from faultmesh.console import failed_slos, run_table
+    from faultmesh.measured import require_measured
+    from faultmesh.outputs import check_output_dir
     from faultmesh.runs import live_run, scenario_names
     from topologies.errors import UsageError
-    from topologies.units import parse_duration
 
     if args.runtime == "docker":
         raise UsageError("the docker runtime is not built yet; use --runtime process")
     if args.seed < 0:
         raise UsageError("--seed: must not be negative")
+    topo = topologies.load(args.topology)
     duration = None
     if args.duration is not None:
-        try:
-            duration = parse_duration(args.duration)
-        except (ValueError, TypeError) as exc:
-            raise UsageError(f"--duration: {exc}") from None
-        if not duration > 0:
-            raise UsageError(f"--duration: must be positive, not {args.duration}")
-    topo = topologies.load(args.topology)
+        duration = duration_option(args.duration, warmup=topo.workload.warmup)
     scenario = args.scenario or "baseline"
     if scenario == "all":
         raise UsageError("--scenario all: a live run takes one scenario at a time")
     scenario = scenario_names(topo, scenario)[0]
     out = args.out or os.path.join("results", f"{topo.name}-{scenario}-live")
+    check_output_dir(out, "--out")  # before starting a process, not after the run
     try:
         summary = live_run(topo, scenario, out, seed=args.seed, duration=duration,
                            report=not args.no_report, toxiproxy_url=args.toxiproxy, web=args.web)
@@ -82,16 +82,11 @@ def run(args: argparse.Namespace) -> int:
         from faultmesh.signals import interrupted_exit_code
 
         return interrupted_exit_code()  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
-    lat = summary.get("latency") or {}
-    avail = summary.get("availability")
-    p99 = lat.get("p99")
-    rps = summary.get("throughput")
-    print(f"{topo.name}/{scenario} live: {summary.get('requests', 0)} requests, availability "
-          f"{'-' if avail is None else f'{100 * avail:.2f}%'}, p99 "
-          f"{'-' if p99 is None else f'{1000 * p99:.0f}ms'}, "
-          f"{'-' if rps is None else f'{rps:.1f}'} req/s -> {out}")
-    failed = [s.get("name") or s.get("metric", "?") for s in summary.get("slos", [])
-              if s.get("pass") is False]
+    # the table sim prints, in the same units
+    print(run_table([(f"{scenario} live", summary)]))
+    print(f"results: {out}")
+    require_measured([(f"{topo.name}/{scenario} live", summary)])  # else no verdict: exit 3
+    failed = failed_slos(summary)
     if failed:
         print("SLOs violated (exit 1): " + "; ".join(failed))
         return 1
