@@ -23,7 +23,8 @@ from .formatting import format_metric, format_seconds, format_usd
 from .partial import interruption, partial_text, run_notes
 from .result import load_result
 
-__all__ = ["render_run", "render_comparison", "write_report", "headline", "environment"]
+__all__ = ["render_run", "render_comparison", "write_report", "report_path", "headline",
+           "environment"]
 
 _TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
@@ -148,6 +149,17 @@ def render_comparison(analyses: list[Analysis]) -> str:
         css=_css(), **comparison_context(analyses))
 
 
+def report_path(result_dirs: list[str], out: str | None = None) -> str:
+    """Where :func:`write_report` writes: ``out``, else ``DIR/report.html`` for one
+    directory, ``compare-report.html`` in the first directory's parent for several."""
+    if out:
+        return out
+    dirs = [os.fspath(d) for d in result_dirs]
+    if len(dirs) == 1:
+        return os.path.join(dirs[0], "report.html")
+    return os.path.join(os.path.dirname(os.path.abspath(dirs[0])), "compare-report.html")
+
+
 def write_report(result_dirs: list[str], out: str | None = None) -> str:
     """Render the report of one result directory, or a comparison of several; return its path.
 
@@ -159,13 +171,8 @@ def write_report(result_dirs: list[str], out: str | None = None) -> str:
         raise UsageError("no result directory given")
     results = [load_result(d) for d in dirs]
     analyses = [analyse(r) for r in results]
-    if len(dirs) == 1:
-        html = render_run(analyses[0])
-        path = out or os.path.join(dirs[0], "report.html")
-    else:
-        html = render_comparison(analyses)
-        parent = os.path.dirname(os.path.abspath(dirs[0]))
-        path = out or os.path.join(parent, "compare-report.html")
+    html = render_run(analyses[0]) if len(dirs) == 1 else render_comparison(analyses)
+    path = report_path(dirs, out)
     atomic_write_text(path, html)
     readable(path)
     return path
