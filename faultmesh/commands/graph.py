@@ -30,11 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import topologies
+    from faultmesh.outputs import check_output_file
     from topologies.draw import draw
     from topologies.graph import summarize
 
     topology = topologies.load(args.topology)
-    output = args.output or f"{topology.name}.png"
+    output = check_output_file(args.output or f"{topology.name}.png", "-o")
     written = draw(topology, output)
     summary = summarize(topology)
     for name in summary.unreachable:

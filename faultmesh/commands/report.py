@@ -33,7 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import reports
+    from faultmesh.outputs import check_output_file
+    from reports.html import report_path
 
-    path = reports.write_report(list(args.result_dirs), args.output)
+    dirs = list(args.result_dirs)
+    check_output_file(report_path(dirs, args.output), "-o")  # before reading the runs
+    path = reports.write_report(dirs, args.output)
     print(f"wrote {path}")
     return 0

@@ -23,9 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faultmesh.outputs import check_output_file
     from topologies import json_schema
     from topologies.files import atomic_write_text
 
+    if args.output:
+        check_output_file(args.output, "-o")
     text = json.dumps(json_schema(), indent=2) + "\n"
     if args.output:
         atomic_write_text(args.output, text)
