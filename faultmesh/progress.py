@@ -22,7 +22,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 from topologies.errors import UsageError
 
 __all__ = ["MODES", "ENV", "ENV_EVERY", "DEFAULT_EVERY", "mode", "period", "Task", "echo",
-           "simulation", "clock"]
+           "simulation", "LiveView", "clock"]
 
 #: The values ``FAULTMESH_PROGRESS`` takes.
 MODES = ("auto", "bar", "lines", "off")
@@ -146,10 +147,12 @@ class Task:
     a total when one is known, and a line of text the caller keeps up to date.
 
     Use it as a context manager, or call :meth:`close`. Its methods may be called from any
-    thread.
+    thread. ``announce=False``: no plain line until the first :meth:`phase` or period, and
+    none at the end if none came before (a run refused at once says only why).
     """
 
-    def __init__(self, label: str, total: float | None = None, text: str = "started") -> None:
+    def __init__(self, label: str, total: float | None = None, text: str = "started", *,
+                 announce: bool = True) -> None:
         self.label = label
         self.total = total
         self.text = text
@@ -160,8 +163,11 @@ class Task:
         self._display: _Display | None = None
         self._task_id: Any = None
         self._beat: threading.Thread | None = None
+        self._printed = False
+        self._last = self.started  # when the last plain line was printed
         if self.mode == "lines":
-            self._line(text)
+            if announce:
+                self._line(text)
             self._beat = threading.Thread(target=self._heartbeat, daemon=True,
                                           name="faultmesh-progress")
             self._beat.start()
@@ -171,13 +177,16 @@ class Task:
                 self._task_id = self._display.progress.add_task(label, total=total, text=text)
 
     def _line(self, text: str) -> None:
+        self._printed = True
+        self._last = time.monotonic()
         _write(f"faultmesh {self.label}: {text} [{clock(time.monotonic() - self.started)}]")
 
     def _heartbeat(self) -> None:
         """Plain-lines mode: the latest text once a period, whether or not it changed, so
         a log shows the run is alive."""
-        while not self._closed.wait(self.every):
-            self._line(self.text)
+        while not self._closed.wait(max(0.0, self._last + self.every - time.monotonic())):
+            if time.monotonic() - self._last >= self.every - 1e-3:  # no phase line meanwhile
+                self._line(self.text)
 
     def update(self, done: float | None = None, text: str | None = None,
                total: float | None = None) -> None:
@@ -204,6 +213,14 @@ class Task:
         if self.mode == "lines" and not self._closed.is_set():
             self._line(text)
 
+    def summary(self) -> str:
+        """How far the work got, for the closing line ("" when nothing was reported)."""
+        return self.text if self.text not in ("started", "starting") else ""
+
+    def echo(self, message: str) -> None:
+        """A message on stderr that does not tear the display (see :func:`echo`)."""
+        echo(message)
+
     def close(self, text: str | None = None) -> None:
         """The work has ended; plain-lines mode prints ``text`` (default: ``done``)."""
         if self._closed.is_set():
@@ -211,7 +228,8 @@ class Task:
         self._closed.set()
         if self._beat is not None:
             self._beat.join()
-            self._line(text or "done")
+            if self._printed:
+                self._line(text or "done")
         if self._display is not None:
             with _write_lock:
                 self._display.progress.remove_task(self._task_id)
@@ -224,9 +242,9 @@ class Task:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if kind is None:
-            self.close(f"done, {self.text}" if self.text != "started" else "done")
+            self.close(f"done, {self.summary()}" if self.summary() else "done")
         elif issubclass(kind, KeyboardInterrupt):
-            self.close(f"interrupted at {self.text}")
+            self.close(f"interrupted at {self.summary() or self.text}")
         else:
             self.close("stopped by an error")
 
@@ -242,3 +260,52 @@ def simulation(label: str) -> Iterator[Callable[[float, float, int], None]]:
                         f"{requests:,} requests", total=end)
 
         yield show
+
+
+class LiveView(Task):
+    """What a live run shows while it runs (``chaos.live.LiveRun(watch=...)``): its phase
+    (``starting 9 replicas``), then the load's elapsed and remaining time, request rate,
+    requests and errors so far and the faults in force; the web UI's address once it serves
+    (printed whatever the mode: it is an answer, not progress)."""
+
+    #: Seconds of load the request rate is measured over.
+    RATE_WINDOW = 3.0
+
+    def __init__(self, label: str, duration: float) -> None:
+        super().__init__(label, total=duration, text="starting", announce=False)
+        self.duration = duration
+        self._samples: deque[tuple[float, int]] = deque()
+        self._web_shown = False
+        self._load_text = ""
+
+    def load(self, counts: dict[str, Any], faults: Sequence[str]) -> None:
+        """The load's counts so far (``loadtests.run_load(progress=...)``) and the faults
+        in force now."""
+        url = counts.get("web_url")
+        if url and not self._web_shown:
+            self._web_shown = True
+            echo(f"faultmesh {self.label}: Locust web UI at {url}")
+        if "elapsed" not in counts:
+            return
+        elapsed, sent = float(counts["elapsed"]), int(counts.get("sent", 0))
+        samples = self._samples
+        samples.append((elapsed, sent))
+        while len(samples) > 2 and elapsed - samples[1][0] >= self.RATE_WINDOW:
+            samples.popleft()
+        t_then, sent_then = samples[0]
+        rate = (f"{(sent - sent_then) / (elapsed - t_then):,.1f}" if elapsed > t_then
+                else "-")
+        errors = int(counts.get("errors", 0))
+        if elapsed < self.duration:
+            when = (f"{elapsed:,.0f}/{self.duration:,.0f} s, "
+                    f"{self.duration - elapsed:,.0f} s left, {rate} req/s")
+        else:
+            in_flight = sent - int(counts.get("answered", 0))
+            when = f"load ended, draining {in_flight:,} in flight"
+        text = (f"{when}, {sent:,} requests, {errors:,} errors, "
+                f"faults: {', '.join(faults) if faults else 'none'}")
+        self._load_text = text
+        self.update(min(elapsed, self.duration), text)
+
+    def summary(self) -> str:
+        return self._load_text

@@ -75,5 +75,6 @@ def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 
     with progress.LiveView(label, duration or topology.workload.duration) as view:
         LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
                 toxiproxy_url=toxiproxy_url, web=web, watch=view).run()
-        view.phase("writing the summary" + (" and report" if report else ""))
+        if report:
+            view.phase("writing the report")
         return finish_run(out, report=report)

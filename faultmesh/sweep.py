@@ -135,34 +135,45 @@ def run_sweep(topology: Topology, points: Sequence[SweepPoint], out: str, *,
     """Run every point on Dask; returns one row per run (also written to sweep.csv and
     sweep.json in ``out``), in the order of ``points``."""
     import pandas as pd
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, as_completed
 
     from topologies.files import atomic_write, atomic_write_text
+
+    from . import progress
 
     # the workers write there: a relative path would land in each worker's own directory
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
     cluster = None
-    try:
-        if scheduler:
-            client = Client(scheduler, timeout="20s")
-        else:
-            n = workers or max(1, min(len(points), os.cpu_count() or 1))
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, host="127.0.0.1")
-            client = Client(cluster)
-    except OSError as exc:
-        from topologies import RunError
+    # runs done of all (each run's simulated time stays in its worker process)
+    with progress.Task(f"sweep {topology.name}", total=len(points), text="starting",
+                       announce=False) as task:
+        try:
+            if scheduler:
+                task.phase(f"connecting to the Dask scheduler {scheduler}")
+                client = Client(scheduler, timeout="20s")
+            else:
+                n = workers or max(1, min(len(points), os.cpu_count() or 1))
+                task.phase(f"starting a local Dask cluster of {n} worker process(es)")
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, host="127.0.0.1")
+                client = Client(cluster)
+        except OSError as exc:
+            from topologies import RunError
 
-        raise RunError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
-    try:
-        futures = [client.submit(_run_point, topology, p, out, report, pure=False,
-                                 key=f"faultmesh-{i}-{p.name}") for i, p in enumerate(points)]
-        outcomes = client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+            raise RunError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+        try:
+            futures = [client.submit(_run_point, topology, p, out, report, pure=False,
+                                     key=f"faultmesh-{i}-{p.name}")
+                       for i, p in enumerate(points)]
+            task.phase(f"0/{len(points)} runs done")
+            for done, _ in enumerate(as_completed(futures), start=1):
+                task.update(done, f"{done}/{len(points)} runs done")
+            outcomes = client.gather(futures)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
     rows = [_row(p, o) for p, o in zip(points, outcomes, strict=True)]
     axes = [path for path, _ in points[0].overrides] if points else []
     table = pd.DataFrame(rows, columns=[*axes, *SWEEP_COLUMNS])

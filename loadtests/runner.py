@@ -4,7 +4,8 @@
 ``python -m loadtests.worker`` (gevent and locust live only there), waits for it to stop by
 itself at the end of the duration, and turns its spool into a :class:`LoadResult` (and
 ``requests.csv`` + ``load.json`` when given a result directory). Ctrl-C stops the child,
-which still hands over what it collected; the result is then marked partial.
+which still hands over what it collected; the result is then marked partial. Given a
+``progress`` callback, the counts so far reach it about twice a second while the load runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from chaos.watchdog import child_env
 from topologies.errors import RunError
@@ -26,7 +30,7 @@ from topologies.model import Workload
 from .plan import DEFAULT_HEADROOM, LoadPlan, plan_load
 from .results import LoadResult, quantile, read_spool
 
-__all__ = ["run_load", "run_plan", "WORK_PREFIX"]
+__all__ = ["run_load", "run_plan", "WORK_PREFIX", "LoadProgress"]
 
 #: Name prefix of the load's temporary work directory, ``faultmesh-load-<owner pid>-XXXX``.
 WORK_PREFIX = "faultmesh-load-"
@@ -37,13 +41,20 @@ STARTUP = 30.0
 STOP_WAIT = 10.0
 #: A user is "late" when it sends more than this behind its schedule.
 LATE = 0.010
+#: Seconds between two looks at the load process's progress file.
+PROGRESS_EVERY = 0.5
+
+#: ``progress(counts)``: the load's counts so far (``elapsed`` seconds since the load
+#: started, ``sent``, ``answered``, ``errors``), and ``web_url`` once the web UI serves.
+LoadProgress = Callable[[dict[str, Any]], None]
 
 
 def run_load(workload: Workload, target_url: str, *, duration: float | None = None,
              seed: int = 0, out_dir: str | None = None, web: bool = False,
              web_port: int = 8089, path: str = "/",
              request_timeout: float | None = None,
-             headroom: float = DEFAULT_HEADROOM) -> LoadResult:
+             headroom: float = DEFAULT_HEADROOM,
+             progress: LoadProgress | None = None) -> LoadResult:
     """Offer ``workload`` to ``target_url`` with Locust and record every request.
 
     ``duration`` overrides the workload's; ``seed`` fixes every user's random stream;
@@ -51,16 +62,18 @@ def run_load(workload: Workload, target_url: str, *, duration: float | None = No
     on ``127.0.0.1:web_port`` for the length of the run (which still ends by itself).
     ``headroom`` (open load): seconds of answer time a user can wait without falling behind
     its schedule — give it the p99 latency you expect; users = peak rate x headroom.
+    ``progress`` receives the counts so far while the load runs (see :data:`LoadProgress`).
     Raises ``UsageError`` for bad arguments and ``RunError`` when the load process cannot
     run (the web port taken, the child failing).
     """
     plan = plan_load(workload, target_url, duration=duration, seed=seed, path=path,
                      request_timeout=request_timeout, web=web, web_port=web_port,
                      headroom=headroom)
-    return run_plan(plan, out_dir=out_dir)
+    return run_plan(plan, out_dir=out_dir, progress=progress)
 
 
-def run_plan(plan: LoadPlan, *, out_dir: str | None = None) -> LoadResult:
+def run_plan(plan: LoadPlan, *, out_dir: str | None = None,
+             progress: LoadProgress | None = None) -> LoadResult:
     """Run an already made :class:`LoadPlan` (see :func:`run_load`)."""
     if plan.web:
         _check_port_free(plan.web_port)
@@ -71,10 +84,23 @@ def run_plan(plan: LoadPlan, *, out_dir: str | None = None) -> LoadResult:
         spool_path = os.path.join(work, "spool.csv")
         status_path = os.path.join(work, "status.json")
         log_path = os.path.join(work, "locust.log")
+        progress_path = os.path.join(work, "progress.json")
         with open(plan_path, "w", encoding="utf-8") as fh:
             fh.write(plan.to_json())
         started = time.time()
-        interrupted = _run_child(plan, [plan_path, spool_path, status_path], log_path)
+        done = threading.Event()
+        watcher = None
+        if progress is not None:
+            watcher = threading.Thread(target=_watch, args=(plan, progress_path, progress, done),
+                                       name="faultmesh-load-progress", daemon=True)
+            watcher.start()
+        try:
+            interrupted = _run_child(plan, [plan_path, spool_path, status_path, progress_path],
+                                     log_path)
+        finally:
+            done.set()
+            if watcher is not None:
+                watcher.join()
         status = _read_status(status_path)
         if "error" in status:
             raise RunError(f"load generator failed: {status['error']}")
@@ -120,6 +146,28 @@ def _run_child(plan: LoadPlan, args: list[str], log_path: str) -> bool:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _watch(plan: LoadPlan, path: str, progress: LoadProgress, done: threading.Event) -> None:
+    """Hand the load process's counts to ``progress`` until ``done``; add ``web_url`` once
+    the web UI accepts connections."""
+    web_url = None
+    while not done.wait(PROGRESS_EVERY):
+        if plan.web and web_url is None and _accepts(plan.web_port):
+            web_url = f"http://127.0.0.1:{plan.web_port}/"
+        counts = _read_status(path)
+        if web_url is not None:
+            counts["web_url"] = web_url
+        if counts:
+            progress(counts)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

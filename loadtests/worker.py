@@ -1,6 +1,7 @@
 """The load process: Locust, driven as a library, following one :class:`LoadPlan`.
 
-Run as ``python -m loadtests.worker PLAN.json SPOOL.csv STATUS.json`` by the runner, never
+Run as ``python -m loadtests.worker PLAN.json SPOOL.csv STATUS.json [PROGRESS.json]`` by
+the runner, never
 imported by faultmesh's own process: it monkey-patches the standard library through gevent
 (as importing locust does), so all of that stays in this process. Importing this module
 does nothing; :func:`main` patches, builds one Locust ``Environment`` with a
@@ -11,7 +12,8 @@ not answered by then is abandoned and recorded as 504 ``client_timeout``. The ru
 sending at the plan's duration and drains: the requests in flight end (answered or timed
 out) within the timeout, so every request sent has an outcome. Only an interrupted run
 (SIGINT/SIGTERM) may leave some ``unfinished``. A status file closes the run (run time,
-drain end, CPU, Locust's ``cpu_warning``).
+drain end, CPU, Locust's ``cpu_warning``); while it runs, the optional progress file holds
+the counts so far (rewritten with each spool flush), which the parent shows as progress.
 """
 
 from __future__ import annotations
@@ -43,14 +45,16 @@ def send_start(now: float, duration: float) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the plan in ``argv`` (plan, spool and status paths); the exit code: 0 done,
-    3 the load could not run (the reason is in the status file)."""
+    """Run the plan in ``argv`` (plan, spool and status paths, and optionally a progress
+    path); the exit code: 0 done, 3 the load could not run (the reason is in the status
+    file)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3:
-        print("usage: python -m loadtests.worker PLAN.json SPOOL.csv STATUS.json",
-              file=sys.stderr)
+    if len(args) not in (3, 4):
+        print("usage: python -m loadtests.worker PLAN.json SPOOL.csv STATUS.json "
+              "[PROGRESS.json]", file=sys.stderr)
         return 2
-    plan_path, spool_path, status_path = args
+    plan_path, spool_path, status_path = args[:3]
+    progress_path = args[3] if len(args) == 4 else None
     from gevent import monkey
 
     from chaos.watchdog import ParentWatch
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(plan_path, encoding="utf-8") as fh:
         plan = LoadPlan.from_json(fh.read())
     try:
-        status = _run(plan, spool_path, watch)
+        status = _run(plan, spool_path, progress_path, watch)
         code = 0
     except Exception as exc:  # reported to the parent, which raises RunError
         status = {"error": f"{type(exc).__name__}: {exc}"}
@@ -89,7 +93,8 @@ def _remove_work(spool_path: str) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(plan: Any, spool_path: str, watch: Any = None) -> dict[str, Any]:
+def _run(plan: Any, spool_path: str, progress_path: str | None = None,
+         watch: Any = None) -> dict[str, Any]:
     """Generate the plan's load; the figures for the status file."""
     import csv
     import itertools
@@ -115,6 +120,7 @@ def _run(plan: Any, spool_path: str, watch: Any = None) -> dict[str, Any]:
     user_ids = itertools.count()
     in_flight: dict[int, tuple[float, float | None, Any]] = {}
     cpu: dict[str, Any] = {"warning": False, "max": None}
+    counts = {"answered": 0, "errors": 0}  # for the progress file
     spool = open(spool_path, "w", encoding="utf-8", newline="")  # noqa: SIM115
     out = csv.writer(spool, lineterminator="\n")
     out.writerow(SPOOL_COLUMNS)
@@ -141,6 +147,8 @@ def _run(plan: Any, spool_path: str, watch: Any = None) -> dict[str, Any]:
         if exception is None:
             exception = getattr(response, "error", None)
         ok = 200 <= status < 300 and exception is None
+        counts["answered"] += 1
+        counts["errors"] += not ok
         headers = getattr(response, "headers", None)
         cause = headers.get(ERROR_HEADER) if headers is not None and not ok else None
         error = error_word(status, exception, cause)
@@ -246,6 +254,10 @@ def _run(plan: Any, spool_path: str, watch: Any = None) -> dict[str, Any]:
         while True:
             gevent.sleep(FLUSH_EVERY)
             spool.flush()
+            if progress_path is not None:
+                _write_progress(progress_path, {
+                    "elapsed": clock() - t0, "sent": counts["answered"] + len(in_flight),
+                    **counts})
 
     flushing = gevent.spawn(flusher)
     if plan.users > 0:
@@ -278,6 +290,17 @@ def _run(plan: Any, spool_path: str, watch: Any = None) -> dict[str, Any]:
             "users": plan.users, "cpu_share": round(cpu_share, 4),
             "cpu_warning": bool(cpu["warning"] or runner.cpu_warning_emitted),
             "cpu_usage_max": cpu["max"]}
+
+
+def _write_progress(path: str, counts: dict[str, Any]) -> None:
+    """The counts so far, replaced whole (the parent never reads half a file)."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(counts, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # progress is a courtesy: a full disk must not stop the load
 
 
 def _raise_open_files(users: int) -> None:

@@ -23,6 +23,7 @@ from .faults import Applied
 from .lifecycle import ReplicaLifecycle
 from .relay import MemberRelay, RoundRobinFront
 from .util import http
+from .watch import LiveWatch, active_faults
 from .wiring import (
     Edge,
     answer_time_bound,
@@ -43,7 +44,8 @@ class LiveRun(ReplicaLifecycle):
 
     def __init__(self, topology: Topology, scenario: str | None, *, seed: int = 0,
                  duration: float | None = None, out: str,
-                 toxiproxy_url: str | None = None, web: bool = False) -> None:
+                 toxiproxy_url: str | None = None, web: bool = False,
+                 watch: LiveWatch | None = None) -> None:
         self.topology = topology
         self.scenario = topology.scenario(scenario)
         self.seed = seed
@@ -53,6 +55,7 @@ class LiveRun(ReplicaLifecycle):
         self.out = out
         self.toxiproxy_url = toxiproxy_url
         self.web = web
+        self.watch = watch  # told each step, the load's counts and the faults in force
         for f in self.scenario.faults:
             if f.type == "rollout":
                 raise UsageError("fault type 'rollout' is not supported by the live engine "
@@ -100,7 +103,11 @@ class LiveRun(ReplicaLifecycle):
         load = None
         try:
             self._server = start_proxy_server(self.toxiproxy_url, self.seed)
+            self._phase(f"starting "
+                        f"{sum(self.initial_replicas(n) for n in self.topology.services)} "
+                        f"replicas and their proxies")
             self._start_services()
+            self._phase("starting the load")
             scheduler = threading.Thread(target=self._schedule, name="faultmesh-faults",
                                          daemon=True)
             scheduler.start()
@@ -116,7 +123,9 @@ class LiveRun(ReplicaLifecycle):
             if load is None:
                 raise
         finally:
+            self._phase("tearing down")
             self._teardown()
+        self._phase("writing results")
         if load.partial:
             self.partial = True
         t0 = load.t0 if load.t0 is not None else (self.t0_est or self.epoch)
@@ -146,7 +155,17 @@ class LiveRun(ReplicaLifecycle):
         return run_load(self.topology.workload, url, duration=self.duration,
                         seed=self.seed, out_dir=self.out, web=self.web,
                         headroom=min(answer_time_bound(self.topology),
-                                     max(2.0, self.topology.workload.timeout)))
+                                     max(2.0, self.topology.workload.timeout)),
+                        progress=self._on_load if self.watch is not None else None)
+
+    def _phase(self, text: str) -> None:
+        if self.watch is not None:
+            self.watch.phase(text)
+
+    def _on_load(self, counts: dict[str, Any]) -> None:
+        """The load's counts so far, with the faults in force, to the watcher."""
+        if self.watch is not None:
+            self.watch.load(counts, active_faults(self.topology, self.applied))
 
     # --- starting and stopping -------------------------------------------------------------
     def _start_services(self) -> None:
@@ -268,7 +287,10 @@ class LiveRun(ReplicaLifecycle):
     def problem(self, message: str) -> None:
         """A fault that could not be applied as asked: warned about and kept in the summary."""
         self.notes.append(message)
-        print(f"faultmesh live: warning: {message}", file=sys.stderr, flush=True)
+        if self.watch is not None:  # above a progress display, not through it
+            self.watch.echo(f"faultmesh live: warning: {message}")
+        else:
+            print(f"faultmesh live: warning: {message}", file=sys.stderr, flush=True)
 
     def _undo_all(self) -> None:
         with self._lock:
