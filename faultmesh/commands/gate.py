@@ -31,7 +31,8 @@ A partial (interrupted) run is no verdict: the gate exits 3 unless --allow-parti
 judges it as it stands (still labelled partial in the table and the JUnit XML).
 
 exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input (no results, no SLOs),
-3 a run is partial (interrupted; see --allow-partial)
+3 a run is partial (interrupted; see --allow-partial) or measured no request, or an output
+path cannot be written
 """
 
 
@@ -89,9 +90,18 @@ def simulate_scenarios(topology_path: str, scenario: str, out: str | None, seed:
 
 def run(args: argparse.Namespace) -> int:
     import reports
+    from faultmesh.measured import require_measured
+    from faultmesh.outputs import check_output_dir, check_output_file
     from reports.gate import append_step_summary, markdown
 
     target = args.target
+    # every output checked before minutes of simulating, not after
+    if args.junit:
+        check_output_file(args.junit, "--junit")
+    if args.out and os.path.isfile(target):
+        check_output_dir(args.out, "--out")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        check_output_file(os.environ["GITHUB_STEP_SUMMARY"], "$GITHUB_STEP_SUMMARY")
     if os.path.isfile(target):
         dirs = simulate_scenarios(target, args.scenario, args.out, args.seed, args.report,
                                   engine=args.engine or "sim")
@@ -119,4 +129,6 @@ def run(args: argparse.Namespace) -> int:
     if outcome.incomplete:
         print(f"faultmesh gate: {len(outcome.partial_runs)} run(s) partial (interrupted): no "
               "verdict (exit 3); --allow-partial judges them as they stand", file=sys.stderr)
+    # a run that measured no request is no verdict either: exit 3, saying why
+    require_measured([(r.label, r.result.summary) for r in outcome.runs])
     return outcome.exit_code
