@@ -2,11 +2,16 @@
 # Set up faultmesh on a fresh machine: a virtual environment in .venv with the package installed.
 #   bash scripts/setup.sh           runtime only
 #   bash scripts/setup.sh --test    plus test tools and headless Chromium (Debian's package)
+# Each step says what it does (pip itself stays quiet: -q), so the minute it takes is not silent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
+echo "setup: creating .venv"
 python3 -m venv .venv
+echo "setup: updating pip"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 if [ "${1:-}" = "--test" ]; then
+    echo "setup: installing faultmesh, its dependencies and the test tools (about a minute)"
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     if ! command -v chromium >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -18,5 +23,7 @@ if [ "${1:-}" = "--test" ]; then
         fi
     fi
 else
+    echo "setup: installing faultmesh and its dependencies (about a minute)"
     .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
+echo "setup: done in $((SECONDS - started)) s; run .venv/bin/faultmesh --help"
