@@ -26,7 +26,7 @@ Each run is a full result directory under --out; sweep.csv and sweep.json list t
 one row per run, and report.html compares them (unless --no-report).
 
 exit codes: 0 every SLO of every run holds, 1 an SLO is violated somewhere, 2 bad input,
-3 the scheduler cannot be reached
+3 the scheduler cannot be reached or --out cannot be written
 """
 
 
@@ -60,6 +60,7 @@ def _cell(value: object, fmt: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import topologies
+    from faultmesh.outputs import check_output_dir
     from faultmesh.sweep import parse_grid, run_sweep, sweep_points
     from topologies import UsageError
 
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = list(range(args.seed, args.seed + args.replications))
     points = sweep_points(topology, grid, args.scenario, seeds)
     out = args.out or os.path.join("results", f"{topology.name}-sweep")
+    check_output_dir(out, "--out")  # before a cluster starts, not after the runs
     print(f"sweep: {len(points)} runs ({' x '.join(str(len(v)) for v in grid.values())} points"
           f", {len({p.scenario for p in points})} scenario(s), {len(seeds)} seed(s)) -> {out}")
     rows = run_sweep(topology, points, out, scheduler=args.scheduler, workers=args.workers)
