@@ -119,6 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return interrupted_exit_code()
         except BrokenPipeError:
             return 0
+        except OSError as exc:
+            # the disk filled up or a directory went away mid-run (outputs are checked before
+            # a run starts; this is what the check cannot foresee): the environment, exit 3
+            if args.debug:
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            print(f"faultmesh {args.command}: {(exc.strerror or str(exc)).lower()}{where}",
+                  file=sys.stderr)
+            return 3
 
 
 if __name__ == "__main__":
