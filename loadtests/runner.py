@@ -27,6 +27,7 @@ from chaos.watchdog import child_env
 from topologies.errors import RunError
 from topologies.model import Workload
 
+from .behind import load_note
 from .plan import DEFAULT_HEADROOM, LoadPlan, plan_load
 from .results import LoadResult, quantile, read_spool
 
@@ -41,6 +42,8 @@ STARTUP = 30.0
 STOP_WAIT = 10.0
 #: A user is "late" when it sends more than this behind its schedule.
 LATE = 0.010
+#: The note of an interrupted load (a live run writes its own and leaves this one out).
+INTERRUPTED_NOTE = "interrupted before the end of the duration"
 #: Seconds between two looks at the load process's progress file.
 PROGRESS_EVERY = 0.5
 
@@ -191,18 +194,21 @@ def _result(plan: LoadPlan, spooled: list, status: dict, partial: bool,
     sent = sum(1 for r in rows if r.start < plan.duration)
     notes = []
     if partial:
-        notes.append("interrupted before the end of the duration")
+        notes.append(INTERRUPTED_NOTE)
     if status.get("cpu_warning"):
         notes.append("Locust cpu_warning: the load generator saturated its CPU; the "
                      "figures may describe the generator, not the system")
     late = sum(1 for x in lags if x > LATE)
+    achieved = sent / run_time if run_time > 0 else 0.0
+    late_share = late / len(lags) if lags else None
+    behind = load_note(plan, sent, run_time, achieved, late_share, quantile(lags, 0.99))
+    if behind:   # the figures describe less load than the workload asks (loadtests.behind)
+        notes.append(behind)
     return LoadResult(
         model=plan.model, requests=rows, duration=plan.duration, run_time=run_time,
-        users=plan.users, target_rate=plan.mean_rate(),
-        achieved_rate=sent / run_time if run_time > 0 else 0.0,
+        users=plan.users, target_rate=plan.mean_rate(), achieved_rate=achieved,
         lag_p50=quantile(lags, 0.5), lag_p99=quantile(lags, 0.99),
-        lag_max=max(lags) if lags else None,
-        late_share=late / len(lags) if lags else None,
+        lag_max=max(lags) if lags else None, late_share=late_share,
         cpu_share=status.get("cpu_share"), cpu_warning=bool(status.get("cpu_warning")),
         cpu_usage_max=status.get("cpu_usage_max"), partial=partial, seed=plan.seed,
         t0=float(status["t0"]) if status.get("t0") is not None else None,

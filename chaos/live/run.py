@@ -135,6 +135,11 @@ class LiveRun(ReplicaLifecycle):
             self.end = min(self.duration, float(load.run_time))
         if self.partial:
             self.notes.append("interrupted: requests still unanswered then are unfinished")
+        # the load's own notes (it fell behind its schedule, its CPU saturated), its
+        # interruption note aside: the line above says it for the whole run
+        from loadtests.runner import INTERRUPTED_NOTE
+
+        self.notes.extend(n for n in load.notes if n != INTERRUPTED_NOTE)
         summary = write_results(self, t0)
         if self.partial:
             raise KeyboardInterrupt

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "warn_notes"]
 
 EXAMPLES = """examples:
   faultmesh live topologies/rag-chat.yaml --duration 60s
@@ -79,15 +79,35 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"faultmesh live: interrupted; results so far written to {out}, marked partial",
               file=sys.stderr)
+        warn_notes(_written_summary(out))
         from faultmesh.signals import interrupted_exit_code
 
         return interrupted_exit_code()  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     # the table sim prints, in the same units
     print(run_table([(f"{scenario} live", summary)]))
     print(f"results: {out}")
+    warn_notes(summary)   # e.g. the load generator fell behind: the figures are not whole
     require_measured([(f"{topo.name}/{scenario} live", summary)])  # else no verdict: exit 3
     failed = failed_slos(summary)
     if failed:
         print("SLOs violated (exit 1): " + "; ".join(failed))
         return 1
     return 0
+
+
+def warn_notes(summary: dict | None) -> None:
+    """Every note of a run's summary.json as ``warning: ...`` on stderr (the load generator
+    fell behind, its CPU saturated, an interruption): what makes the figures less than whole."""
+    for note in (summary or {}).get("notes") or []:
+        print(f"warning: {note}", file=sys.stderr)
+
+
+def _written_summary(out: str) -> dict | None:
+    """summary.json in ``out`` when an interrupted run got to write it, else None."""
+    import json
+
+    try:
+        with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
