@@ -179,7 +179,7 @@ class Task:
     def _line(self, text: str) -> None:
         self._printed = True
         self._last = time.monotonic()
-        _write(f"faultmesh {self.label}: {text} [{clock(time.monotonic() - self.started)}]")
+        _write(f"{self.label}: {text} [{clock(time.monotonic() - self.started)}]")
 
     def _heartbeat(self) -> None:
         """Plain-lines mode: the latest text once a period, whether or not it changed, so
