@@ -179,3 +179,30 @@ def test_an_interrupted_drain_says_so(runs, tmp_path):
     (d / "summary.json").write_text(json.dumps({**s, "end": 63.5}))
     assert partial_text(reports.load_result(str(d))) == (
         "partial run: interrupted at 63.5 s, while draining after 60 s of arrivals")
+
+
+@pytest.mark.browser
+def test_the_banner_is_seen_on_the_first_screen(runs, tmp_path):
+    """Rendered by headless Chromium at laptop width: the amber banner stands between the
+    title and the verdict, on the first screen, and the page has no errors."""
+    from test_reports_browser import CHROMIUM, WIDTH, _chromium, _console_errors, _probe
+
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium is not installed")
+    _, partial = runs
+    path = reports.write_report([partial], str(tmp_path / "partial.html"))
+    data, stderr = _probe(path, tmp_path)
+    assert data["errors"] == [] and _console_errors(stderr) == []
+    assert data["width"] <= WIDTH
+    shot = tmp_path / "top.png"
+    _chromium((tmp_path / "probed.html").as_uri(), tmp_path, f"--window-size={WIDTH},400",
+              f"--screenshot={shot}")
+    import matplotlib.image
+
+    top = matplotlib.image.imread(str(shot))[:400, :, :3]
+    # the banner's border (#b45309) and its background (#fffbeb)
+    border = ((abs(top[..., 0] - 0xb4 / 255) < 0.08) & (abs(top[..., 1] - 0x53 / 255) < 0.08)
+              & (abs(top[..., 2] - 0x09 / 255) < 0.08)).sum()
+    fill = ((top[..., 0] > 0.98) & (abs(top[..., 1] - 0xfb / 255) < 0.01)
+            & (abs(top[..., 2] - 0xeb / 255) < 0.01)).sum()
+    assert border > 2000 and fill > 20000, (border, fill)
