@@ -52,7 +52,7 @@ class Leftover:
     why: str
 
     def __str__(self) -> str:
-        return f"{self.what} ({self.why})"
+        return f"{self.what}: {self.why}"
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -94,7 +94,10 @@ def _describe(kind: str, pid: int, args: list[str]) -> str:
 
     if kind == "emulator":
         log = value("--log")
-        where = f" of {os.path.dirname(os.path.dirname(log))}" if log else ""
+        where = os.path.dirname(log) if log else ""
+        if os.path.basename(where) == "live-logs":  # a live run's: name its result directory
+            where = os.path.dirname(where)
+        where = f" of {where}" if where else ""
         return f"emulator process {pid} ({value('--service')}/{value('--replica')}{where})"
     if kind == "load worker":
         work = os.path.dirname(args[-1]) if args else ""
@@ -140,7 +143,7 @@ def find_processes() -> list[Leftover]:
         else:
             why = f"its parent is {'PID 1' if ppid == 1 else f'{ppid}, not faultmesh'}"
         if stat[0] == "T":
-            why += "; stopped (paused)"
+            why += "; it was paused (stopped)"
         found.append(Leftover("process", pid, _describe(kind, pid, args), why))
     return found
 
