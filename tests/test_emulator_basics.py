@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 from emulator_helpers import burst, read_calls, running, send
 
 from chaos.emulator import CALL_COLUMNS
@@ -25,6 +26,7 @@ TANDEM = """\
 """
 
 
+@pytest.mark.slow
 def test_own_processing_time_is_the_configured_latency(tmp_path):
     with running(tmp_path, TANDEM.replace("ERR", "0"), ["back", "front"]) as reps:
         times = [send(reps["front"][0].port)[3] for _ in range(8)]
@@ -54,6 +56,7 @@ def test_calls_are_logged_as_calls_csv_rows_and_sigterm_flushes(tmp_path):
                     "errors,batch"
 
 
+@pytest.mark.slow
 def test_error_rate_answers_that_share_with_500_passed_up_the_caller(tmp_path):
     with running(tmp_path, TANDEM.replace("ERR", "0.3").replace("50ms", "0ms"),
                  ["back", "front"]) as reps:
@@ -79,6 +82,7 @@ def test_no_queue_and_one_slot_rejects_concurrent_requests(tmp_path):
     assert {a[1].get("X-Faultmesh-Error") for a in answers if a[0] == 503} == {"rejected"}
 
 
+@pytest.mark.slow
 def test_queue_timeout_drops_a_request_that_waited_too_long(tmp_path):
     text = """\
         version: 1

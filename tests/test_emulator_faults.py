@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import test_proxy_fixtures as fx
 from emulator_helpers import read_calls, send
 
@@ -102,6 +103,7 @@ def test_outlier_detection_ejects_a_dead_replica_after_consecutive_failures(tmp_
     assert {r["error"] for r in dead} == {"refused"}
 
 
+@pytest.mark.slow
 def test_a_killed_replica_behind_its_proxy_is_refused_until_it_serves_again(tmp_path, client):
     path = _topology(tmp_path, "{to: back}")
     with _replicas(tmp_path) as started:
@@ -129,6 +131,7 @@ def test_a_killed_replica_behind_its_proxy_is_refused_until_it_serves_again(tmp_
     assert [r["error"] for r in rows] == [""] + ["refused"] * 5 + [""] * 3
 
 
+@pytest.mark.slow
 def test_an_attempt_in_flight_when_its_callee_dies_is_reset(tmp_path, client):
     path = _topology(tmp_path, "{to: back}", latency="2s")
     with _replicas(tmp_path) as started:
@@ -172,6 +175,7 @@ def _last_row(tmp_path: Path) -> tuple[str, float]:
     return row["error"], float(row["end"]) - float(row["start"])
 
 
+@pytest.mark.slow
 def test_down_fails_an_attempt_already_in_flight_with_reset(tmp_path, client):
     with _proxied(tmp_path, client, "1s") as (front, proxy):
         thread, out = _in_thread(front.port)
@@ -183,6 +187,7 @@ def test_down_fails_an_attempt_already_in_flight_with_reset(tmp_path, client):
     assert error == "reset" and took < 0.6
 
 
+@pytest.mark.slow
 def test_reset_peer_fails_an_attempt_already_in_flight_at_once(tmp_path, client):
     with _proxied(tmp_path, client, "1s") as (front, proxy):
         thread, out = _in_thread(front.port)
@@ -195,6 +200,7 @@ def test_reset_peer_fails_an_attempt_already_in_flight_at_once(tmp_path, client)
     assert error == "reset" and took < 0.6   # not when the answer would have come (1 s)
 
 
+@pytest.mark.slow
 def test_a_blackhole_hangs_open_and_new_attempts_until_it_ends_then_resets_them(
         tmp_path, client):
     with _proxied(tmp_path, client, "300ms") as (front, proxy):

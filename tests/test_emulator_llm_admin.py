@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from emulator_helpers import burst, read_calls, running, send
 
 LLM = """\
@@ -25,6 +26,7 @@ LLM = """\
 """
 
 
+@pytest.mark.slow
 def test_llm_ttft_and_tpot_follow_prefill_and_step_times(tmp_path):
     with running(tmp_path, LLM, ["llm", "app"]) as reps:
         status, headers, body, took = send(reps["llm"][0].port)
@@ -46,6 +48,7 @@ def test_llm_ttft_and_tpot_follow_prefill_and_step_times(tmp_path):
     assert row["output_tokens"] == "11" and 0.12 <= float(row["ttft"]) <= 0.2
 
 
+@pytest.mark.slow
 def test_llm_batch_is_capped_at_max_batch(tmp_path):
     text = LLM.replace("max_batch: 4", "max_batch: 1")
     with running(tmp_path, text, ["llm"]) as reps:

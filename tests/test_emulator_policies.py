@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from emulator_helpers import read_calls, running, send
 
 #: The breaker's open_for in the breaker test: short, so the test sees half-open and closed.
@@ -56,6 +57,7 @@ def test_degrade_fallback_answers_200_marked_degraded(tmp_path):
     assert status == 200 and headers["X-Faultmesh-Degraded"] == "1"
 
 
+@pytest.mark.slow
 def test_breaker_opens_fails_fast_probes_half_open_and_closes_when_the_callee_heals(tmp_path):
     """closed -> open (3 timeouts of 3) -> fail fast without an attempt -> half-open after
     open_for: one trial goes out, times out, and the breaker opens again -> the callee heals

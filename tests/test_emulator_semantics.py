@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 
+import pytest
 from emulator_helpers import burst, running, send
 
 from chaos.emulator.clock import FREEZE_GAP, work_sleep
@@ -67,6 +68,7 @@ def test_the_rate_limit_comes_before_the_errors_fault(tmp_path):
     assert errors.count("rate_limited") == 10 - errors.count("injected")
 
 
+@pytest.mark.slow
 def test_a_pause_extends_work_in_progress_by_the_frozen_time(tmp_path):
     text = """\
         version: 1
@@ -93,6 +95,7 @@ def test_a_pause_extends_work_in_progress_by_the_frozen_time(tmp_path):
     assert 2.9 <= took <= 3.4, took
 
 
+@pytest.mark.slow
 def test_a_long_loop_stall_counts_as_frozen_without_sigcont():
     async def scenario() -> float:
         loop = asyncio.get_running_loop()
@@ -122,6 +125,7 @@ def test_a_short_loop_stall_is_not_frozen_time():
     assert 0.49 <= took <= 0.6, took
 
 
+@pytest.mark.slow
 def test_llm_utilization_integrates_batch_places_over_max_batch(tmp_path):
     text = """\
         version: 1

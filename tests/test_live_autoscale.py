@@ -23,7 +23,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from live_helpers import emulators_of, rows
+
+# a live run long enough for the autoscaler to act (~11 s): CI runs it, the quick loop does not
+pytestmark = pytest.mark.slow
 
 TOPOLOGY = """\
 version: 1

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 TOPOLOGY = """\
 version: 1
 name: wide
@@ -28,6 +30,7 @@ services:
 """
 
 
+@pytest.mark.slow
 def test_two_entry_replicas_both_serve(tmp_path) -> None:
     topo = tmp_path / "wide.yaml"
     topo.write_text(TOPOLOGY)
@@ -43,6 +46,7 @@ def test_two_entry_replicas_both_serve(tmp_path) -> None:
     assert all(c["status"] == "200" for c in calls)
 
 
+@pytest.mark.slow
 def test_an_outside_toxiproxy_is_used_and_left_clean(tmp_path) -> None:
     from chaos.proxy import ProxyServer
 

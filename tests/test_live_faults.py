@@ -19,6 +19,9 @@ import os
 import pytest
 from live_helpers import emulators_of, live_cli, rows
 
+# a live run with faults in their windows (~8 s): CI runs it, the quick loop does not
+pytestmark = pytest.mark.slow
+
 TOPOLOGY = """\
 version: 1
 name: faulty

@@ -18,7 +18,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from live_helpers import rows
+
+# a whole live run with every network fault (~12 s): CI runs it, the quick loop does not
+pytestmark = pytest.mark.slow
 
 TOPOLOGY = """\
 version: 1

@@ -20,6 +20,9 @@ from collections import Counter
 import pytest
 from live_helpers import live_cli, rows
 
+# a live run with timeouts and a drain (~6 s): CI runs it, the quick loop does not
+pytestmark = pytest.mark.slow
+
 TOPOLOGY = """\
 version: 1
 name: outcomes

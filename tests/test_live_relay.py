@@ -89,6 +89,7 @@ def replicas():
         srv.server_close()
 
 
+@pytest.mark.slow
 def test_relay_lends_a_free_slot_then_moves_its_idle_connection_to_the_new_replica(replicas):
     pa, pb = replicas
     relay = MemberRelay("api", 2)

@@ -64,6 +64,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str]:
     return live_cli(tmp_path_factory.mktemp("live"), "two-tier.yaml", TOPOLOGY, "slow-backend")
 
 
+@pytest.mark.slow
 def test_live_run_writes_the_result_directory(run: tuple[int, str, str]) -> None:
     rc, output, out = run
     assert rc == 0, output
@@ -93,6 +94,7 @@ def test_live_run_writes_the_result_directory(run: tuple[int, str, str]) -> None
     assert all(r["replicas"] == "1" for r in ts)
 
 
+@pytest.mark.slow
 def test_the_fault_slows_requests_in_its_actual_window(run: tuple[int, str, str]) -> None:
     rc, output, out = run
     assert rc == 0, output
@@ -114,6 +116,7 @@ def test_the_fault_slows_requests_in_its_actual_window(run: tuple[int, str, str]
     assert statistics.median(during) >= statistics.median(steady) + 0.19
 
 
+@pytest.mark.slow
 def test_finalize_reads_it_and_nothing_is_left(run: tuple[int, str, str]) -> None:
     import reports
 
@@ -133,6 +136,7 @@ def test_docker_runtime_and_unknown_scenario_are_usage_errors(tmp_path, capsys) 
     assert "nope" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_gate_runs_a_topology_on_the_live_engine(tmp_path, capsys) -> None:
     """`faultmesh gate TOPOLOGY --engine live` runs the scenario live and judges its SLOs from
     the live result directory (JUnit names the engine)."""

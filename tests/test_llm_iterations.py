@@ -304,6 +304,7 @@ async def _offer(cfg: LLMConfig, rate: float, seconds: float) -> tuple[int, int]
         await engine.stop()
 
 
+@pytest.mark.slow
 def test_emulator_engine_has_the_same_capacity_bound():
     """2000-token prompts at 0.05 ms per token (0.1 s of prefill each: at most 10/s, and
     10 ms of base per iteration of <= 2048 tokens makes it ~9.1/s) offered at 30/s for 3 s:

@@ -103,6 +103,7 @@ def _cv(starts: list[float]) -> float:
     return statistics.pstdev(gaps) / statistics.fmean(gaps)
 
 
+@pytest.mark.slow
 def test_open_workload_offers_its_rate_with_poisson_gaps(server, tmp_path):
     result = run_load(Workload(rate=50.0, duration=4.0), server, out_dir=str(tmp_path), seed=1)
     assert not result.partial
@@ -129,6 +130,7 @@ def _scheduled(workload: Workload, seed: int) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_open_rate_holds_when_the_server_slows(server):
     """200 ms answers. Users that waited their (2 s mean) gap *after* each answer would send
     100 / 2.2 = 45/s; the plan's users send at their scheduled times, so every arrival the
@@ -149,6 +151,7 @@ def test_open_rate_holds_when_the_server_slows(server):
     assert result.lag_max is not None and result.lag_max < SLOW + 0.1
 
 
+@pytest.mark.slow
 def test_profile_ramp_sends_more_in_the_second_half(server):
     wl = Workload(profile=(RatePoint(0.0, 10.0), RatePoint(4.0, 60.0)), duration=4.0)
     result = run_load(wl, server, seed=3)
@@ -160,6 +163,7 @@ def test_profile_ramp_sends_more_in_the_second_half(server):
     assert second > 1.4 * first
 
 
+@pytest.mark.slow
 def test_closed_users_reach_users_over_think_plus_service_time(server):
     wl = Workload(model="closed", users=5, think=Distribution("constant", value=0.1),
                   duration=4.0)
@@ -195,6 +199,7 @@ def test_requests_csv_has_designs_columns_times_and_failures(server, tmp_path):
     assert (tmp_path / "load.json").exists()
 
 
+@pytest.mark.slow
 def test_refused_connection_gives_status_0_with_an_error(tmp_path):
     url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
     result = run_load(Workload(rate=20.0, duration=1.5), url, out_dir=str(tmp_path))
@@ -205,6 +210,7 @@ def test_refused_connection_gives_status_0_with_an_error(tmp_path):
     assert not any(r.ok for r in result.requests)
 
 
+@pytest.mark.slow
 def test_client_timeout_reads_as_504_client_timeout(server):
     result = run_load(Workload(rate=10.0, duration=1.5), server, path="/hang",
                       request_timeout=0.1)
@@ -214,6 +220,7 @@ def test_client_timeout_reads_as_504_client_timeout(server):
     assert all(0.09 <= r.latency < 0.3 for r in result.requests)
 
 
+@pytest.mark.slow
 def test_workload_timeout_gives_up_and_the_end_drains_every_request(server, tmp_path):
     """The workload's own timeout (0.3 s) against answers of 0.5 s: every request fails 504
     client_timeout after ~0.3 s, those sent just before the end included (the load drains
@@ -232,6 +239,7 @@ def test_workload_timeout_gives_up_and_the_end_drains_every_request(server, tmp_
     assert load["unfinished"] == 0 and load["end"] < 1.5 + 0.3 + 1.0
 
 
+@pytest.mark.slow
 def test_requests_in_flight_at_the_end_get_their_answers(server):
     result = run_load(Workload(rate=30.0, duration=1.0), server, path="/slow")
     assert result.requests and not [r for r in result.requests if r.error == "unfinished"]
@@ -239,17 +247,20 @@ def test_requests_in_flight_at_the_end_get_their_answers(server):
     assert late and all(r.status == 200 and r.end > 1.0 for r in late)
 
 
+@pytest.mark.slow
 def test_an_answered_failure_keeps_the_root_cause_the_service_named(server):
     result = run_load(Workload(rate=20.0, duration=1.0), server, path="/cause")
     assert result.requests
     assert all(r.status == 502 and r.error == "reset" for r in result.requests)
 
 
+@pytest.mark.slow
 def test_faultmesh_process_never_imports_locust_or_gevent(server):
     run_load(Workload(rate=10.0, duration=1.0), server)
     assert not [m for m in sys.modules if m.split(".")[0] in ("locust", "gevent")]
 
 
+@pytest.mark.slow
 def test_web_ui_serves_on_localhost_during_the_run_and_the_run_ends_itself(server):
     port = _free_port()
     box: dict[str, object] = {}
@@ -295,6 +306,7 @@ print(json.dumps({"partial": r.partial, "n": len(r.requests), "run_time": r.run_
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_load_and_keeps_what_was_collected(server, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-c", _CTRL_C, server, str(out)],
@@ -314,6 +326,7 @@ def test_ctrl_c_stops_the_load_and_keeps_what_was_collected(server, tmp_path):
     assert len(rows) == report["n"]
 
 
+@pytest.mark.slow
 def test_each_request_carries_its_request_id_to_the_service(server):
     wl = Workload(model="closed", users=2, think=Distribution("constant", value=0.05),
                   duration=1.5)
@@ -323,6 +336,7 @@ def test_each_request_carries_its_request_id_to_the_service(server):
     assert answered and answered <= set(_Handler.request_ids)
 
 
+@pytest.mark.slow
 def test_the_result_says_when_its_clock_started(server):
     before = time.time()
     result = run_load(Workload(rate=10, duration=1.0), server, seed=2)

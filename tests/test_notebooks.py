@@ -19,6 +19,7 @@ def test_there_is_a_notebook():
     assert NOTEBOOKS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_code_cells_run_in_order(path, tmp_path):
     nb = json.load(open(path, encoding="utf-8"))

@@ -105,6 +105,7 @@ def test_disabling_the_proxy_closes_a_connection_with_a_request_in_flight(proxy)
     assert what in ("eof", "reset") and took < SLACK
 
 
+@pytest.mark.slow
 def test_reset_peer_resets_an_open_connection_after_its_timeout(proxy):
     with _in_flight(proxy) as sock:
         proxy.add_toxic(type="reset_peer", attributes={"timeout": 200})
@@ -113,6 +114,7 @@ def test_reset_peer_resets_an_open_connection_after_its_timeout(proxy):
     assert what == "reset" and 0.19 <= took < 0.2 + SLACK
 
 
+@pytest.mark.slow
 def test_reset_peer_resets_an_idle_open_connection_too(proxy):
     with connect(proxy.listen) as sock:
         sock.sendall(b"warm\n")
@@ -122,6 +124,7 @@ def test_reset_peer_resets_an_idle_open_connection_too(proxy):
     assert what == "reset" and took < SLACK
 
 
+@pytest.mark.slow
 def test_timeout_toxic_stops_data_on_an_open_connection_then_closes_it(proxy):
     with _in_flight(proxy) as sock:
         proxy.add_toxic(type="timeout", attributes={"timeout": 1500})
@@ -133,6 +136,7 @@ def test_timeout_toxic_stops_data_on_an_open_connection_then_closes_it(proxy):
     assert what in ("eof", "reset")
 
 
+@pytest.mark.slow
 def test_a_blackhole_holds_open_and_new_connections_and_resets_them_when_removed(proxy):
     with _in_flight(proxy) as old:
         proxy.add_toxic(type="timeout", name="partition", stream="upstream",
@@ -162,6 +166,7 @@ def _dead_port() -> int:
     return port
 
 
+@pytest.mark.slow
 def test_a_refusing_upstream_resets_the_connection_and_the_proxy_refuses_until_it_is_back(
         client):
     port = _dead_port()

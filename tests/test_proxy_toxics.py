@@ -146,6 +146,7 @@ def test_toxicity_zero_never_applies(proxy):
             assert round_trip(sock) < 0.1
 
 
+@pytest.mark.slow
 def test_toxicity_is_drawn_once_per_connection(proxy):
     proxy.add_toxic(type="latency", toxicity=0.5, attributes={"latency": 50})
     hit = []

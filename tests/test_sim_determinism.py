@@ -11,6 +11,9 @@ import sys
 
 import pytest
 
+# two simulator processes per scenario (~2-4 s each): CI runs them, the quick loop does not
+pytestmark = pytest.mark.slow
+
 RAG = os.path.join(os.path.dirname(__file__), "..", "topologies", "rag-chat.yaml")
 
 

@@ -26,6 +26,7 @@ def test_mm1_mean_response_time():
     assert s["services"]["s"]["utilization"] == pytest.approx(0.5, rel=0.03)
 
 
+@pytest.mark.slow
 def test_mmc_mean_response_time_matches_erlang_c():
     """M/M/3, lambda 45/s, mu 20/s (rho 0.75): W = C(3, 2.25)/(3 mu - lambda) + 1/mu, with
     C from Erlang C (about 84 ms). Tolerance 5%."""
@@ -34,6 +35,7 @@ def test_mmc_mean_response_time_matches_erlang_c():
     assert s["latency"]["mean"] == pytest.approx(mmc_response(45, 20, 3), rel=0.05)
 
 
+@pytest.mark.slow
 def test_md1_mean_response_time_matches_pollaczek_khinchine():
     """M/D/1, lambda 50/s, D 10 ms (rho 0.5): W = D + rho D / (2 (1 - rho)) = 15 ms.
     Tolerance 3%."""
@@ -42,6 +44,7 @@ def test_md1_mean_response_time_matches_pollaczek_khinchine():
     assert s["latency"]["mean"] == pytest.approx(md1_response(50, 0.01), rel=0.03)
 
 
+@pytest.mark.slow
 def test_mmcc_blocking_matches_erlang_b():
     """M/M/3/3 via concurrency 3, workers 3, queue 0: lambda 40/s, mean 50 ms (a = 2), so a
     share B(3, 2) = 0.2105 is rejected with 503. Tolerance 0.01 absolute (80k requests)."""
@@ -60,6 +63,7 @@ def test_mmcc_blocking_matches_erlang_b():
     assert set(failed["status"]) == {503} and set(failed["error"]) == {"rejected"}
 
 
+@pytest.mark.slow
 def test_open_jackson_tandem_sums_station_response_times():
     """Gateway (exp 5 ms) calling a backend (exp 10 ms), lambda 40/s: the gateway's worker is
     free before its call, so this is a Jackson tandem and W = 1/(200-40) + 1/(100-40)
@@ -103,6 +107,7 @@ def test_retry_amplification_and_availability_of_a_flaky_callee():
     assert calls["attempt"].max() == 3
 
 
+@pytest.mark.slow
 def test_availability_of_an_exponential_callee_behind_a_timeout_with_retries():
     """Callee time exponential with mean 100 ms and no queueing (1000 workers); timeout
     100 ms so an attempt times out with p = exp(-1) = 0.368; 3 attempts: availability

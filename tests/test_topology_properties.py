@@ -96,6 +96,7 @@ def test_mutated_topologies_only_ever_raise_topology_error(path, how, value):
        median=st.floats(1e-4, 1.0), spread=st.floats(1.01, 50),
        timeout=st.one_of(st.none(), st.floats(1e-3, 60)), p=st.floats(0, 1),
        attempts=st.integers(1, 6), budget=st.one_of(st.none(), st.floats(0, 1)))
+@pytest.mark.slow
 def test_resolved_topology_round_trips_through_yaml(replicas, workers, median, spread, timeout,
                                                       p, attempts, budget):
     topo = topologies.loads(BASE)
