@@ -294,11 +294,80 @@ def test_piecewise_linear_profile_and_closed_workload():
     assert len(simulator.simulate(closed).requests) == 10 * 99   # think first: t = 1..99
 
 
-def test_balancers_spread_requests():
-    for balancer in ("round_robin", "random", "least_request"):
-        r = run(text=TWO.replace("workers: 2\n", f"workers: 2\n        balancer: {balancer}\n"))
-        counts = r.calls[r.calls["callee"] == "b"]["replica"].value_counts()
-        assert len(counts) == 3 and counts.min() > 0.25 * counts.sum(), balancer
+BALANCED = """
+    version: 1
+    name: balanced
+    entry: a
+    workload: {model: open, rate: 20, duration: 100, warmup: 0}
+    services:
+      a:
+        latency: {dist: constant, value: 1ms}
+        calls: [{to: b}]
+      b:
+        replicas: 3
+        workers: 8
+        balancer: BALANCER
+        latency: {dist: exponential, mean: 20ms}
+"""
+#: One replica of b frozen for 20 s: it holds every call it gets until the pause ends.
+FROZEN = Scenario("frozen", faults=(Fault("pause", "b", start=40.0, duration=20.0, replicas=1),))
+
+
+def _balanced(balancer: str):
+    """b's calls in start order as replica numbers, the frozen replica, and the calls that
+    started while it was frozen."""
+    r = simulator.simulate(topo(BALANCED.replace("BALANCER", balancer)), FROZEN, seed=1)
+    calls = r.calls[r.calls["callee"] == "b"].sort_values("start", kind="stable")
+    during = calls[(calls["start"] >= 40) & (calls["start"] < 60)]
+    took = (during["end"] - during["start"]).groupby(during["replica"]).mean()
+    frozen = int(took.idxmax())   # its calls wait out the pause (seconds, not 20 ms)
+    assert took[frozen] > 1.0 and took.drop(frozen).max() < 0.2
+    return calls["replica"].to_numpy(), frozen, during["replica"].to_numpy()
+
+
+def _counts(picks) -> list[int]:
+    return [int((picks == k).sum()) for k in range(3)]
+
+
+def test_round_robin_rotates_strictly_even_past_a_frozen_replica():
+    picks, frozen, during = _balanced("round_robin")
+    assert len(picks) > 1800
+    # strict rotation 0, 1, 2, 0, ...: each next call goes to the next replica
+    assert ((picks[1:] - picks[:-1]) % 3 == 1).all()
+    counts = _counts(picks)
+    assert max(counts) - min(counts) <= 1
+    # blind to the freeze: the frozen replica still gets its third while frozen
+    assert max(_counts(during)) - min(_counts(during)) <= 1
+
+
+def test_random_splits_unevenly_within_the_binomial_spread_and_ignores_a_frozen_replica():
+    picks, frozen, during = _balanced("random")
+    n = len(picks)
+    counts = _counts(picks)
+    # independent draws: not the exact split of a rotation, yet each count within the
+    # binomial spread (chi-square on 2 degrees of freedom below its 0.1% tail, 13.8)
+    assert max(counts) - min(counts) > 1
+    chi2 = sum((c - n / 3) ** 2 / (n / 3) for c in counts)
+    assert chi2 < 13.8
+    # the same replica twice in a row 1 time in 3 (sd ~0.011 at n ~2000: +-5 sd); a
+    # rotation never repeats
+    repeats = float((picks[1:] == picks[:-1]).mean())
+    assert 0.28 < repeats < 0.39
+    # blind to the freeze: the frozen replica's share while frozen is a third, give or take
+    assert 0.25 < _counts(during)[frozen] / len(during) < 0.42
+
+
+def test_least_request_sends_almost_nothing_to_a_frozen_replica():
+    picks, frozen, during = _balanced("least_request")
+    # the frozen replica's calls pile up in progress, so it is never the least loaded:
+    # it gets a call or two while frozen, the others share the rest
+    share = _counts(during)[frozen] / len(during)
+    assert share < 0.02
+    others = [c for k, c in enumerate(_counts(during)) if k != frozen]
+    assert min(others) > 0.3 * len(during)
+    # over the whole run it therefore gets fewer calls than either other replica
+    counts = _counts(picks)
+    assert counts[frozen] < min(c for k, c in enumerate(counts) if k != frozen)
 
 
 def test_api_accepts_scenario_names_and_overrides_and_rejects_unknown():
