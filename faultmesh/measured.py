@@ -27,9 +27,11 @@ def unmeasured_reason(summary: Mapping[str, Any]) -> str | None:
     planned = float(summary.get("planned_duration") or summary.get("duration") or 0.0)
     window = f"between the warmup ({format_duration(warmup)}) and the end " \
              f"({format_duration(min(end, planned) if end else planned)})"
-    if summary.get("engine") == "live" and end < planned:
-        return (f"the load stopped at {format_duration(end)} of {format_duration(planned)} "
-                f"(STOP in Locust's web UI?) and no request was measured {window}")
+    if summary.get("engine") == "live":
+        # the load generator's own doing (stopped, or too slow to send): a STOP pressed in
+        # Locust's web UI ends the users while the run goes on to its end
+        return (f"the load sent no request {window} (was it stopped in Locust's web UI?): "
+                "nothing to judge the SLOs on")
     return f"no request arrived {window}: nothing to judge the SLOs on"
 
 

@@ -209,6 +209,60 @@ def test_a_live_run_that_measured_no_request_is_no_verdict(tmp_path):
     assert out.splitlines()[1].split()[:3] == ["baseline", "live", "0"]
 
 
+WEB = textwrap.dedent("""\
+    version: 1
+    name: web
+    entry: a
+    workload: {rate: 5/s, duration: 10s, warmup: 5s}
+    services:
+      a: {latency: {dist: exponential, mean: 5ms}}
+    slos:
+      - {metric: availability, min: 99%}
+""")
+
+
+@pytest.mark.slow
+def test_stop_in_the_locust_web_ui_before_the_warmup_ends_is_no_verdict(tmp_path):
+    """``live --web``, then STOP (the web UI's POST /stop) as soon as Locust answers, well
+    inside the 5 s warmup: no request is measured, exit 3 saying so. About 12 s."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8089)) == 0:
+            pytest.skip("port 8089 (Locust's web UI) is taken")
+    (tmp_path / "web.yaml").write_text(WEB)
+    environ = {k: v for k, v in os.environ.items() if k != "FAULTMESH_MAX_DURATION"}
+    environ["FAULTMESH_PROGRESS"] = "off"
+    proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "live", "web.yaml", "--web",
+                             "--out", "r", "--no-report"], cwd=tmp_path, env=environ,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"live ended before its web UI answered: {proc.communicate()}")
+            assert time.monotonic() < deadline, "no web UI within 60 s"
+            try:
+                urllib.request.urlopen("http://127.0.0.1:8089/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        stop = urllib.request.Request("http://127.0.0.1:8089/stop", data=b"", method="POST")
+        assert json.loads(urllib.request.urlopen(stop, timeout=5).read())["success"]
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, (out, err)
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("faultmesh live: web/baseline live: not an SLO verdict: the load "
+                           "sent no request between the warmup (5s)"), err
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["requests"] == 0
+
+
 # --- 5. the entry names a service, however empty the services ------------------------------
 @pytest.mark.parametrize("services", ["services: {}", "services:"])
 def test_an_entry_naming_no_service_is_an_error(tmp_path, services):
