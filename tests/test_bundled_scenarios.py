@@ -103,6 +103,7 @@ def p50(run: Run, w: Window) -> float:
 
 
 def p99(run: Run, w: Window) -> float:
+    """p99 latency of the window's answered requests (s)."""
     lat = _answered_latency(run, w)
     return float(lat.quantile(0.99)) if len(lat) else math.nan
 
@@ -348,3 +349,30 @@ def test_scenario_shows_its_lesson(results, key):
 def test_brownout_breaks_only_the_fault_window_median(results):
     """The README's main job exits 1 on the brownout alone."""
     assert Run(results("rag-chat") / "llm-brownout").failed_slos() == BROWNOUT_FAILS
+
+
+def _print_figures(out: Path) -> None:
+    """Each check's figure, scenario against baseline (the figures of docs/topologies.md)."""
+    for name in NAMES:
+        run_dir = out / name
+        if not (run_dir / "baseline").is_dir():
+            main(["sim", str(BUNDLED_DIR / f"{name}.yaml"), "--scenario", "all", "--seed", "0",
+                  "--out", str(run_dir), "--no-report"])
+        base = Run(run_dir / "baseline")
+        for (topo, scenario), checks in sorted(EXPECTED.items()):
+            if topo != name:
+                continue
+            scen = Run(run_dir / scenario)
+            w = scen.window
+            print(f"{name} {scenario} (window {w[0]:.0f}-{w[1]:.0f} s)")
+            for check in checks:
+                print(f"    {check.metric.__doc__}: {check.metric(scen, w):.4g} "
+                      f"(baseline {check.metric(base, w):.4g})")
+
+
+if __name__ == "__main__":
+    # .venv/bin/python tests/test_bundled_scenarios.py [DIR]: run (or reuse) every topology's
+    # scenarios in DIR/<topology> and print the figures the checks compare
+    import sys
+
+    _print_figures(Path(sys.argv[1] if len(sys.argv) > 1 else "results/bundled-scenarios"))
