@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 __all__ = ["add_parser", "run"]
@@ -52,14 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _cell(value: object, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, fmt)
-
-
 def run(args: argparse.Namespace) -> int:
     import topologies
+    from faultmesh.console import format_latency, format_share, format_usd
     from faultmesh.outputs import check_output_dir
     from faultmesh.sweep import parse_grid, run_sweep, sweep_points
     from topologies import UsageError
@@ -85,9 +79,8 @@ def run(args: argparse.Namespace) -> int:
         cells = " ".join(f"{str(row[a]):>14}" for a in axes)
         judged = row["slos_passed"] + row["slos_failed"]
         print(f"{cells} {row['scenario'][:22]:<22} {row['seed']:>4} "
-              f"{_cell(100 * (row['availability'] or 0), '7.2f')}% "
-              f"{_cell(row['latency_p50'], '7.2f')}s {_cell(row['latency_p99'], '7.2f')}s "
-              f"{_cell(row['cost_per_1k'], '8.4f')} "
+              f"{format_share(row['availability']):>8} {format_latency(row['latency_p50']):>8} "
+              f"{format_latency(row['latency_p99']):>8} {format_usd(row['cost_per_1k']):>8} "
               f"{(str(row['slos_passed']) + '/' + str(judged)) if judged else '-':>5}")
     if not args.no_report:
         import reports
