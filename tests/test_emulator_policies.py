@@ -1,4 +1,4 @@
-"""The emulator's call policies over real HTTP: timeout, retries, degrade, breaker."""
+"""The emulator's call policies over real HTTP: timeout, retries, degrade, breaker, balancers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from emulator_helpers import read_calls, running, send
+from emulator_helpers import burst, read_calls, running, send
 
 #: The breaker's open_for in the breaker test: short, so the test sees half-open and closed.
 OPEN_FOR = 1.0
@@ -96,3 +96,70 @@ def test_refused_callee_answers_502_refused(tmp_path):
         reps["back"][0].stop()
         status, headers, _, _ = send(reps["front"][0].port)
     assert status == 502 and headers["X-Faultmesh-Error"] == "refused"
+
+
+BALANCED = """\
+    version: 1
+    name: balanced
+    entry: front
+    services:
+      front:
+        workers: 16
+        calls:
+          - {to: back}
+      back:
+        replicas: 3
+        workers: 8
+        balancer: BALANCER
+        latency: 20ms
+"""
+
+
+def _picks(tmp_path, balancer: str, slow: float = 1.0, concurrency: int = 1, n: int = 45
+           ) -> tuple[list[int], int]:
+    """The callee replica of each of the front's ``n`` attempts (in start order), back
+    replica 0 slowed ``slow`` times (20 ms each), sent ``concurrency`` at a time; and how
+    many of the answers were 200."""
+    text = BALANCED.replace("BALANCER", balancer)
+    with running(tmp_path, text, ["back", "front"]) as reps:
+        if slow != 1.0:
+            slow_down = json.dumps({"type": "slow", "factor": slow}).encode()
+            assert send(reps["back"][0].port, "POST", "/_faultmesh/faults",
+                        body=slow_down)[0] == 200
+        port = reps["front"][0].port
+        answers = burst(port, n, concurrency) if concurrency > 1 else \
+            [send(port) for _ in range(n)]
+        reps["front"][0].stop()
+    rows = sorted(read_calls(tmp_path / "front-0.csv"), key=lambda r: float(r["start"]))
+    assert len(rows) == n
+    return [int(r["replica"]) for r in rows], sum(a[0] == 200 for a in answers)
+
+
+def test_emulator_round_robin_rotates_strictly_whatever_the_replicas_speed(tmp_path):
+    picks, ok = _picks(tmp_path, "round_robin", slow=5.0, n=15)   # replica 0: 100 ms
+    assert ok == 15
+    first = picks[0]
+    assert picks == [(first + i) % 3 for i in range(15)]   # the slow replica keeps its turn
+
+
+@pytest.mark.slow
+def test_emulator_random_picks_independently(tmp_path):
+    picks, ok = _picks(tmp_path, "random", n=45)
+    assert ok == 45
+    counts = [picks.count(k) for k in range(3)]
+    # Binomial(45, 1/3): mean 15, sd 3.2; a fixed seed, yet checked as a draw would be
+    assert all(5 <= c <= 25 for c in counts)
+    repeats = sum(a == b for a, b in zip(picks, picks[1:], strict=False))
+    assert repeats >= 4   # 44 pairs, 1 in 3 repeats on average; a rotation has none
+    assert any((b - a) % 3 != 1 for a, b in zip(picks, picks[1:], strict=False))
+
+
+@pytest.mark.slow
+def test_emulator_least_request_avoids_the_slow_replica(tmp_path):
+    """Six requests at a time, replica 0 slowed 50x (1 s): its attempts stay in flight, so
+    the front sends it the next only when the fast ones are as busy; round robin would send
+    it 15 of 45."""
+    picks, ok = _picks(tmp_path, "least_request", slow=50.0, concurrency=6, n=45)
+    assert ok == 45
+    assert picks.count(0) <= 6
+    assert min(picks.count(1), picks.count(2)) >= 15
