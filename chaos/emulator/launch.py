@@ -72,6 +72,11 @@ def start_replica(topology: str, service: str, log: str, *, replica: int = 0,
             line = p.stdout.readline().split()
             if len(line) == 2 and line[0] == "ready":
                 return ReplicaProcess(service, replica, int(line[1]), p, log)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) while it starts: nobody else knows it
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        raise
     finally:
         sel.close()
     p.kill()

@@ -77,9 +77,13 @@ def run(args: argparse.Namespace) -> int:
         summary = live_run(topo, scenario, out, seed=args.seed, duration=duration,
                            report=not args.no_report, toxiproxy_url=args.toxiproxy, web=args.web)
     except KeyboardInterrupt:
-        print(f"faultmesh live: interrupted; results so far written to {out}, marked partial",
-              file=sys.stderr)
-        warn_notes(_written_summary(out))
+        written = _written_summary(out)
+        # interrupted while the replicas started, before the load: nothing was measured
+        print("faultmesh live: interrupted; " + (
+            f"results so far written to {out}, marked partial" if written
+            and written.get("partial") else "stopped before the load began, no results"),
+            file=sys.stderr)
+        warn_notes(written)
         from faultmesh.signals import interrupted_exit_code
 
         return interrupted_exit_code()  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
