@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``faultmesh/commands/<name>.py`` with ``add_parser(subparsers)`` and
 ``run(args) -> int``. Exit codes: 0 success, 1 an SLO or check failed, 2 bad input or usage,
-3 an environment problem. ``--debug`` shows tracebacks.
+3 an environment problem, 128+signal when stopped by SIGINT, SIGTERM or SIGHUP
+(:mod:`faultmesh.signals`). ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --out results/rag\n"
         "  faultmesh report results/rag\n"
         "  faultmesh gate topologies/rag-chat.yaml --scenario all --junit slo.xml\n\n"
-        "exit codes: 0 success, 1 an SLO or check failed, 2 bad input, 3 environment problem",
+        "exit codes: 0 success, 1 an SLO or check failed, 2 bad input, 3 environment problem,\n"
+        "130/143/129 interrupted by Ctrl-C/SIGTERM/SIGHUP (partial results written)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"faultmesh {version()}",
