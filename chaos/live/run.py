@@ -123,7 +123,8 @@ class LiveRun(ReplicaLifecycle):
             if load is None:
                 raise
         finally:
-            self._phase("tearing down")
+            if self._server is not None or self.book.all():  # something to tear down
+                self._phase("tearing down")
             self._teardown()
         self._phase("writing results")
         if load.partial:
