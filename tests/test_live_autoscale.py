@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from live_helpers import emulators_of, rows
+from live_helpers import leftovers, live_cli, rows
 
 # a live run long enough for the autoscaler to act (~11 s): CI runs it, the quick loop does not
 pytestmark = pytest.mark.slow
@@ -50,13 +48,8 @@ services:
 
 
 def test_an_autoscaled_service_grows_from_one_to_two_replicas_under_load(tmp_path) -> None:
-    topo = tmp_path / "scaling.yaml"
-    topo.write_text(TOPOLOGY)
-    out = str(tmp_path / "result")
-    proc = subprocess.run([sys.executable, "-m", "faultmesh", "live", str(topo),
-                           "--out", out, "--no-report"],
-                          capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    code, output, out = live_cli(tmp_path, "scaling.yaml", TOPOLOGY, None)
+    assert code == 0, output
     ts = [r for r in rows(os.path.join(out, "timeseries.csv")) if r["service"] == "api"]
     replicas = {int(r["t"]): int(r["replicas"]) for r in ts}
     ready = {int(r["t"]): int(r["ready_replicas"]) for r in ts}
@@ -79,4 +72,4 @@ def test_an_autoscaled_service_grows_from_one_to_two_replicas_under_load(tmp_pat
     span = summary["duration"] - summary["warmup"]
     # one replica all along, the second from its start (about `grown` s in) to the end
     assert span + 0.5 * (span - grown - 1) < summary["cost"]["by_service"]["api"] < 2 * span
-    assert emulators_of(out) == []
+    assert leftovers(out) == []   # no emulator, load worker, proxy or listening port

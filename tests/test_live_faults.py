@@ -17,7 +17,7 @@ import json
 import os
 
 import pytest
-from live_helpers import emulators_of, live_cli, rows
+from live_helpers import leftovers, live_cli, rows
 
 # a live run with faults in their windows (~8 s): CI runs it, the quick loop does not
 pytestmark = pytest.mark.slow
@@ -102,4 +102,4 @@ def test_killed_replica_restarts_and_is_counted(run: tuple[int, str, str]) -> No
         summary = json.load(fh)
     window = summary["duration"] - summary["warmup"]
     assert summary["cost"]["by_service"]["backend"] == pytest.approx(2 * window, rel=0.01)
-    assert emulators_of(out) == []
+    assert leftovers(out) == []   # no emulator, load worker, proxy or listening port

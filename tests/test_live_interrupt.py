@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from live_helpers import emulators_of
+from live_helpers import leftovers, run_ports
 
 TOPOLOGY = """\
 version: 1
@@ -45,6 +45,7 @@ def test_ctrl_c_writes_a_partial_result_and_leaves_nothing(tmp_path) -> None:
                 break
             time.sleep(0.1)
         time.sleep(1.5)
+        ports = run_ports(proc.pid)   # proxies, relays, emulators: all must close
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=40)
     finally:
@@ -62,4 +63,5 @@ def test_ctrl_c_writes_a_partial_result_and_leaves_nothing(tmp_path) -> None:
     with open(os.path.join(out, "timeseries.csv"), encoding="utf-8", newline="") as fh:
         ts = list(csv.DictReader(fh))
     assert ts and max(int(r["t"]) for r in ts) < summary["duration"] + 1
-    assert emulators_of(out) == []
+    assert ports
+    assert leftovers(out, parent=proc.pid, ports=ports) == []

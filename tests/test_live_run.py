@@ -16,7 +16,8 @@ import os
 import statistics
 
 import pytest
-from live_helpers import emulators_of, live_cli, rows
+from live_helpers import leftovers, live_cli, rows
+from procs import listening_ports
 
 from faultmesh.cli import main
 
@@ -124,7 +125,7 @@ def test_finalize_reads_it_and_nothing_is_left(run: tuple[int, str, str]) -> Non
     assert rc == 0, output
     summary = reports.finalize(out)
     assert [s["pass"] for s in summary["slos"]] == [True]
-    assert emulators_of(out) == []
+    assert leftovers(out) == []   # no emulator, load worker, proxy or listening port
 
 
 def test_docker_runtime_and_unknown_scenario_are_usage_errors(tmp_path, capsys) -> None:
@@ -140,6 +141,7 @@ def test_docker_runtime_and_unknown_scenario_are_usage_errors(tmp_path, capsys) 
 def test_gate_runs_a_topology_on_the_live_engine(tmp_path, capsys) -> None:
     """`faultmesh gate TOPOLOGY --engine live` runs the scenario live and judges its SLOs from
     the live result directory (JUnit names the engine)."""
+    listening_before = listening_ports(os.getpid())
     from faultmesh.cli import main
 
     topo = tmp_path / "two-tier.yaml"
@@ -151,7 +153,9 @@ def test_gate_runs_a_topology_on_the_live_engine(tmp_path, capsys) -> None:
     summary = json.loads((tmp_path / "runs" / "baseline" / "summary.json").read_text())
     assert summary["engine"] == "live" and summary["slos"][0]["pass"] is True
     assert "live" in junit.read_text()
-    assert emulators_of(str(tmp_path)) == []
+    # run in this process: nothing it started is left, and it listens on no new port
+    assert leftovers(str(tmp_path), parent=os.getpid()) == []
+    assert listening_ports(os.getpid()) <= listening_before
 
 
 def test_open_load_gives_users_room_for_the_slowest_answer() -> None:
