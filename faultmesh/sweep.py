@@ -26,7 +26,7 @@ __all__ = ["SweepPoint", "parse_grid", "sweep_points", "run_sweep", "SWEEP_COLUM
 
 SWEEP_COLUMNS = ["run", "scenario", "seed", "requests", "availability", "throughput",
                  "latency_p50", "latency_p99", "cost_total", "cost_per_1k", "slos_passed",
-                 "slos_failed", "score", "directory"]
+                 "slos_failed", "score", "directory", "worker"]
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,14 @@ def sweep_points(topology: Topology, grid: Mapping[str, Sequence[str]], scenario
 
 
 def _run_point(topology: Topology, point: SweepPoint, out: str, report: bool) -> dict[str, Any]:
-    """One sweep run, as a Dask task: the final summary and where it was written."""
+    """One sweep run, as a Dask task: the final summary, where it was written and the
+    address of the Dask worker that ran it (which cluster did the work, for the user)."""
+    from distributed import get_worker
+
     topo = override(topology, dict(point.overrides))
     directory = os.path.join(out, point.name)
     summary = simulate_run(topo, point.scenario, directory, seed=point.seed, report=report)
-    return {"summary": summary, "directory": directory}
+    return {"summary": summary, "directory": directory, "worker": get_worker().address}
 
 
 def _row(point: SweepPoint, outcome: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,6 +127,7 @@ def _row(point: SweepPoint, outcome: Mapping[str, Any]) -> dict[str, Any]:
         "slos_failed": sum(1 for x in slos if x.get("pass") is False),
         "score": s.get("resilience", {}).get("score"),
         "directory": outcome["directory"],
+        "worker": outcome.get("worker"),
     }
     row.update({path: value for path, value in point.overrides})
     return row

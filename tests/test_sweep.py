@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 
 import pytest
 from conftest import BASE
@@ -47,10 +48,14 @@ def test_sweep_on_a_local_cluster_matches_single_runs(topo_file, tmp_path, capsy
     out = tmp_path / "sweep"
     code = main(["sweep", topo_file, "--set", "services.llm.replicas=1,3", "--scenario",
                  "brownout", "--workers", "2", "--out", str(out), "--no-report"])
-    assert code in (0, 1)
     rows = list(csv.DictReader(open(out / "sweep.csv")))
+    # both points break the topology's one SLO (availability >= 99 %): exit 1, as sim gives
+    # for a violated SLO
+    assert [(r["slos_passed"], r["slos_failed"]) for r in rows] == [("0", "1"), ("0", "1")]
+    assert code == 1
     assert [r["services.llm.replicas"] for r in rows] == ["1", "3"]
     assert all(r["scenario"] == "brownout" and r["seed"] == "0" for r in rows)
+    assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in rows)  # the local cluster
     # the same point run directly gives the same figures, bit for bit
     topo = faultmesh.override(faultmesh.loads(SMALL), {"services.llm.replicas": 3})
     direct = faultmesh.simulate_run(topo, "brownout", str(tmp_path / "direct"), report=False)
@@ -59,19 +64,43 @@ def test_sweep_on_a_local_cluster_matches_single_runs(topo_file, tmp_path, capsy
     assert float(rows[1]["availability"]) == direct["availability"]
 
 
-def test_sweep_on_a_given_scheduler_and_report(topo_file, tmp_path):
+def test_sweep_runs_its_tasks_on_the_given_scheduler(topo_file, tmp_path):
+    """A Dask cluster started here: its scheduler records every sweep task as done, and
+    sweep.csv names its one worker for every run."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None, host="127.0.0.1") as cluster:
+        workers = set(cluster.scheduler_info["workers"])
         out = tmp_path / "sweep"
-        main(["sweep", topo_file, "--set", "workload.rate=5/s,10/s", "--scheduler",
-              cluster.scheduler_address, "--out", str(out)])
+        code = main(["sweep", topo_file, "--set", "workload.rate=5/s,10/s", "--scheduler",
+                     cluster.scheduler_address, "--out", str(out)])
+        # (key, from, to, ...) of every task state change on this scheduler
+        done = {t[0] for t in cluster.scheduler.transition_log if t[2] == "memory"}
+    assert len(workers) == 1
+    assert {"faultmesh-0-rate=5-s/baseline/seed-0", "faultmesh-1-rate=10-s/baseline/seed-0"} \
+        <= done
+    rows = list(csv.DictReader(open(out / "sweep.csv")))
+    assert {r["worker"] for r in rows} == workers
+    assert [(r["slos_passed"], r["slos_failed"]) for r in rows] == [("0", "1"), ("0", "1")]
+    assert code == 1
     runs = json.loads((out / "sweep.json").read_text())["runs"]
     assert [r["workload.rate"] for r in runs] == ["5/s", "10/s"]
     assert runs[0]["requests"] < runs[1]["requests"]
     html = (out / "report.html").read_text()
     assert "rate=5-s" in html and "rate=10-s" in html
+
+
+@pytest.mark.slow   # the client waits out its 20 s connect timeout
+def test_an_unreachable_scheduler_exits_3(topo_file, tmp_path, capsys):
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = main(["sweep", topo_file, "--set", "workload.rate=5/s", "--scheduler",
+                 f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "sweep")])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "cannot reach the Dask scheduler" in err and "Traceback" not in err
 
 
 def test_every_bad_grid_point_is_reported_at_once(topo_file, capsys):
