@@ -10,7 +10,7 @@ EXAMPLES = """examples:
   faultmesh report results/rag                       writes results/rag/report.html
   faultmesh report results/rag -o /tmp/rag.html
   faultmesh report results/sim results/live          sim against live: results/compare-report.html
-  faultmesh report results/rag/*/ -o compare.html    scenarios or replications side by side
+  faultmesh report results/rag-chat-all/*/ -o compare.html   every scenario side by side
 
 One directory: a report that opens with the verdict (SLO table, pass/fail, resilience score),
 then blast radius, latency, throughput, services, LLM token timings, cascade, cost and the

@@ -1,0 +1,271 @@
+"""Every command example of the documentation runs, and exits as documented.
+
+The examples come from README.md, docs/*.md (fenced blocks, and the ``run:`` steps of the CI
+workflow shown in docs/gates.md) and the ``examples:`` section of every ``--help``
+(tests/examples_helpers.py finds them). Each block runs as a reader would type it: its
+commands in order, in one fresh working directory that holds ``topologies -> the bundled
+ones``, with ``FAULTMESH_MAX_DURATION=5s`` so that every sim, live, gate and sweep run is a
+5-second compressed run (faultmesh/timescale.py; warmup and fault times scale with it).
+
+What the examples take for granted is provided here, not rewritten:
+
+* result directories a command reads but its block does not make (``faultmesh report
+  results/rag``) are made first by :data:`MAKERS`, each once per session;
+* ``faultmesh proxy`` and the like run until Ctrl-C (:data:`SERVERS`): started in the
+  background, the next commands of their block run against them, then SIGINT, exit 0;
+* ``--toxiproxy http://127.0.0.1:8474`` gets a ``faultmesh proxy`` there, and
+  ``--scheduler tcp://127.0.0.1:8786`` a Dask scheduler with one worker;
+* absolute output paths (``-o /tmp/rag.html``) are moved into the working directory, so that
+  the test writes nothing outside its temporary directory.
+
+A command that is not run is listed in :data:`NOT_RUN` with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from examples_helpers import ROOT, Block, all_blocks, is_synopsis, without_env
+
+BIN = os.path.dirname(sys.executable)
+
+# exact command (as extracted) -> why it is not run here
+NOT_RUN = {
+    "bash scripts/setup.sh && .venv/bin/faultmesh sim topologies/rag-chat.yaml --scenario "
+    "llm-brownout --out results/rag-chat":
+        "README's main job: tests/test_readme.py runs it (setup.sh is what CI runs first)",
+    "bash scripts/setup.sh --test && .venv/bin/python -m pytest -q":
+        "README's test command: it is .ci/run itself (tests/test_readme.py checks that)",
+    ".venv/bin/python benchmarks/proxy_overhead.py":
+        "a benchmark: it measures for tens of seconds and its figures belong to the machine",
+}
+# exit code of a compressed (5 s) run where it is not 0 (keyed without environment
+# assignments); the comment says where the documentation states it
+EXIT = {
+    # README, sim --help: the brownout breaks rag-chat's recovery SLO (README: "exits 1")
+    "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --out results/rag": 1,
+    "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --seed 7 "
+    "--out results/brownout": 1,
+    "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --seed 7": 1,
+    "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout": 1,
+    # --scenario all includes scenarios that break SLOs by design (gate --help: exit 1)
+    "faultmesh gate topologies/rag-chat.yaml --scenario all --junit slo.xml": 1,
+    "faultmesh gate topologies/rag-chat.yaml": 1,
+    "faultmesh gate topologies/rag-chat.yaml --scenario llm-brownout --seed 7 --junit slo.xml": 1,
+    "faultmesh gate topologies/rag-chat.yaml --scenario all --seed 7 --out results/rag-chat "
+    "--junit results/slo-junit.xml --report": 1,
+    # docs/gates.md shows this one's `echo $?`: 1
+    "faultmesh gate results/nightly --junit slo.xml": 1,
+    "faultmesh sim topologies/rag-chat.yaml --scenario all --duration 120s --no-report": 1,
+    "faultmesh sim topologies/rag-chat.yaml --scenario all --replications 5 --no-report": 1,
+    "faultmesh sim topologies/router.yaml --scenario all": 1,
+    # a sweep exits 1 when any run breaks an SLO (sweep --help, docs/sweeps.md)
+    "faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=3,4,6,8 "
+    "--scenario llm-brownout": 1,
+    "faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=3,6 --set "
+    "workload.rate=4/s,8/s --scenario llm-brownout --replications 3": 1,
+    "faultmesh sweep topologies/rag-chat.yaml --set services.llm.replicas=3,6 --set "
+    "workload.rate=4/s,8/s --scenario all --replications 2 --workers 2 --no-report": 1,
+    "faultmesh sweep topologies/router.yaml --set services.large-llm.replicas=2,3,4 "
+    "--scheduler tcp://127.0.0.1:8786 --out results/router-sweep": 1,
+    "faultmesh live topologies/rag-chat.yaml --scenario vectordb-outage "
+    "--out results/outage-live": 1,
+    "faultmesh live topologies/rag-chat.yaml --scenario vectordb-outage "
+    "--toxiproxy http://127.0.0.1:8474": 1,
+}
+# result directories that examples read without making them: how to make one ({out})
+_SIM = "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --out {out}"
+_LIVE = "faultmesh live topologies/rag-chat.yaml --no-report --out {out}"
+_ALL = "faultmesh sim topologies/rag-chat.yaml --scenario all --no-report --out {out}"
+MAKERS = {
+    "results/rag": _SIM,
+    "results/sim": "faultmesh sim topologies/rag-chat.yaml --out {out}",
+    "results/live": _LIVE,
+    "results/live-run": _LIVE,
+    "results/nightly": _ALL,
+    "results/rag-chat-all": _ALL,  # where `faultmesh sim topologies/rag-chat.yaml --scenario all` writes
+}
+# commands that serve until Ctrl-C: the port each one listens on
+SERVERS = {"faultmesh proxy": 8474, "faultmesh proxy --port 18474": 18474}
+PROXY_PORT, SCHEDULER_PORT = 8474, 8786
+# a file the examples call the reader's own
+OWN_FILES = {"my-topology.yaml": "topologies/rag-chat.yaml"}
+
+BLOCKS = all_blocks()
+
+
+def _slow(block: Block) -> bool:
+    """Blocks that run an engine or a server: seconds each, so out of the quick loop."""
+    text = " ".join(block.commands)
+    return any(f"faultmesh {w}" in text for w in ("sim", "live", "gate", "sweep", "report",
+                                                  "proxy"))
+
+
+def _params() -> list:
+    return [pytest.param(b, id=b.id, marks=[pytest.mark.slow] if _slow(b) else [])
+            for b in BLOCKS
+            if any(c not in NOT_RUN and not is_synopsis(c) for c in b.commands)]
+
+
+def _env(workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GITHUB_STEP_SUMMARY", "FAULTMESH_PROGRESS")}
+    env.update(FAULTMESH_MAX_DURATION="5s", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+               TMPDIR=str(workdir / "tmp"), PYTHONUNBUFFERED="1")
+    return env
+
+
+def _workdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "tmp").mkdir()
+    (path / "topologies").symlink_to(os.path.join(ROOT, "topologies"))
+    for name, source in OWN_FILES.items():
+        shutil.copy(os.path.join(ROOT, source), path / name)
+    return path
+
+
+def _localized(command: str) -> str:
+    """Absolute paths (``/tmp/graph.png``) moved under the working directory."""
+    return re.sub(r"(?<=[\s=])/(?=[\w.-]+/)", "abs/", command)
+
+
+def _run(command: str, workdir: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    for target in re.findall(r"(?<=\s)abs/\S+", command):
+        (workdir / target).parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["bash", "-c", command], cwd=workdir, env=_env(workdir),
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not _listening(port):
+        assert proc.poll() is None, f"{what} exited {proc.returncode}: " \
+                                    f"{proc.stderr.read() if proc.stderr else ''}"
+        assert time.monotonic() < deadline, f"{what}: nothing listens on {port}"
+        time.sleep(0.2)
+
+
+def _start(argv: list[str], workdir: Path, port: int, what: str) -> subprocess.Popen:
+    assert not _listening(port), f"port {port} is taken; {what} needs it"
+    proc = subprocess.Popen(argv, cwd=workdir, env=_env(workdir), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_port(port, proc, what)
+    return proc
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory: pytest.TempPathFactory):
+    """Result directories of :data:`MAKERS`, each made once (by command) and copied."""
+    cache: dict[str, Path] = {}
+    base = _workdir(tmp_path_factory.mktemp("made") / "w")
+
+    def get(rel: str, into: Path) -> None:
+        template = MAKERS[rel]
+        if template not in cache:
+            out = base / f"made-{len(cache)}"
+            run = _run(template.format(out=out), base)
+            assert run.returncode in (0, 1) and any(out.rglob("summary.json")), \
+                f"making {rel}: {run.stderr}"
+            cache[template] = out
+        shutil.copytree(cache[template], into / rel)
+    return get
+
+
+def _inputs(command: str) -> list[str]:
+    """The result directories a command reads (``results/x``, not those after --out/-o)."""
+    words = shlex.split(command)
+    found = []
+    for i, word in enumerate(words):
+        m = re.match(r"results/[\w.-]+", word)
+        if m and not (i and words[i - 1] in ("--out", "-o", "--junit")):
+            found.append(m.group(0))
+    return found
+
+
+def _helpers(command: str, workdir: Path) -> list[subprocess.Popen]:
+    """What a command needs running: a proxy for --toxiproxy, a scheduler for --scheduler."""
+    started = []
+    if f"--toxiproxy http://127.0.0.1:{PROXY_PORT}" in command:
+        started.append(_start([f"{BIN}/faultmesh", "proxy", "--port", str(PROXY_PORT)],
+                              workdir, PROXY_PORT, "faultmesh proxy"))
+    if f"--scheduler tcp://127.0.0.1:{SCHEDULER_PORT}" in command:
+        address = f"tcp://127.0.0.1:{SCHEDULER_PORT}"
+        started.append(_start([f"{BIN}/dask", "scheduler", "--host", "127.0.0.1", "--port",
+                               str(SCHEDULER_PORT), "--no-dashboard"], workdir, SCHEDULER_PORT,
+                              "dask scheduler"))
+        worker = subprocess.Popen(
+            [f"{BIN}/dask", "worker", address, "--nworkers", "1", "--nthreads", "1",
+             "--no-dashboard", "--name", "examples-worker"], cwd=workdir, env=_env(workdir),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.insert(0, worker)
+    return started
+
+
+@pytest.mark.parametrize("block", _params())
+def test_example_block_runs_as_documented(block: Block, tmp_path: Path, made) -> None:
+    workdir = _workdir(tmp_path / "w")
+    servers: list[subprocess.Popen] = []
+    try:
+        for command in block.commands:
+            if command in NOT_RUN or is_synopsis(command):
+                continue
+            if command in SERVERS:
+                servers.append(_start(["bash", "-c", f"exec {command}"], workdir,
+                                      SERVERS[command], command))
+                continue
+            for rel in _inputs(command):
+                if not (workdir / rel).exists():
+                    assert rel in MAKERS, f"{block.where}: {command}: nothing makes {rel}"
+                    made(rel, workdir)
+            local = _localized(command)
+            helpers = _helpers(command, workdir)
+            try:
+                run = _run(local, workdir)
+            finally:
+                for proc in helpers:
+                    _stop(proc, signal.SIGTERM if "worker" in str(proc.args) else
+                          signal.SIGINT)
+            where = f"{block.where}: {command}\n--- stdout\n{run.stdout[-3000:]}" \
+                    f"\n--- stderr\n{run.stderr[-3000:]}"
+            assert "Traceback" not in run.stderr, where
+            assert run.returncode == EXIT.get(without_env(command), 0), where
+    finally:
+        codes = [_stop(proc) for proc in servers]
+    assert codes == [0] * len(servers), f"{block.where}: servers after Ctrl-C exited {codes}"
+
+
+def test_every_example_is_run_or_excluded_with_a_reason() -> None:
+    """The tables above name only commands that exist, so none outlives its example."""
+    commands = {without_env(c) for b in BLOCKS for c in b.commands}
+    for table in (NOT_RUN, EXIT, SERVERS):
+        stale = set(table) - commands
+        assert not stale, f"no such example any more: {stale}"
+    assert _params(), "no example found"
