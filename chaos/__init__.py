@@ -12,7 +12,8 @@ simulator (docs/live.md). Docker containers as replicas are not built yet.
   driven by ``toxiproxy-python`` exactly as a real Toxiproxy is; network faults (``latency``,
   ``bandwidth``, ``timeout``, ``reset_peer``) are its toxics and ``down`` is a disabled proxy.
 * :mod:`chaos.emulator` — the service emulator: the program each replica process runs
-  (``python -m chaos.emulator``), behaving as DESIGN's shared semantics say; docs/emulator.md.
+  (``python -m chaos.emulator``), behaving as the shared semantics say (docs/simulation.md);
+  docs/emulator.md.
 
 Importing ``chaos`` imports nothing else; ``import chaos.proxy`` for the server.
 """

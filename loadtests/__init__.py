@@ -4,7 +4,7 @@ The core abstraction is the **load plan** (:class:`LoadPlan`): how many Locust u
 for how long, and how each paces its requests so that together they offer the workload
 (open: Poisson arrivals at a rate or along a profile, kept up even when the system slows;
 closed: users with think time). :func:`run_load` runs a plan in a separate Locust process
-and returns a :class:`LoadResult` with one row per request (DESIGN's ``requests.csv``).
+and returns a :class:`LoadResult` with one row per request (``requests.csv``, docs/results.md).
 
 Modules:
 

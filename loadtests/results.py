@@ -2,7 +2,7 @@
 
 The load process appends rows to a *spool* file as answers come in (so a killed run still
 leaves what it saw); the runner reads the spool back, numbers the requests in the order
-they were sent and writes DESIGN's ``requests.csv`` atomically, plus ``load.json``: the
+they were sent and writes ``requests.csv`` atomically, plus ``load.json``: the
 load generator's own report (offered versus achieved arrival rate, how late users sent,
 the generator's CPU), which says whether the numbers describe the system or the generator.
 """
@@ -22,7 +22,7 @@ from topologies.files import atomic_write, atomic_write_text
 __all__ = ["RequestRow", "LoadResult", "COLUMNS", "SPOOL_COLUMNS", "ERROR_HEADER",
            "read_spool", "write_requests", "error_word", "quantile"]
 
-#: requests.csv columns, in DESIGN's order.
+#: requests.csv columns, in the documented order (docs/results.md).
 COLUMNS = ("request_id", "start", "end", "latency", "status", "ok", "degraded", "attempts",
            "error")
 #: Columns of the spool the load process writes; ``id`` is the request id the request

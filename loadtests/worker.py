@@ -153,7 +153,7 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
         cause = headers.get(ERROR_HEADER) if headers is not None and not ok else None
         error = error_word(status, exception, cause)
         if error == "client_timeout":
-            status = 504  # DESIGN: the client gave up; a timeout reads as 504
+            status = 504  # the client gave up; a timeout reads as 504 (docs/results.md)
         degraded = bool(ok and headers is not None
                         and str(headers.get("X-Faultmesh-Degraded", "")).strip() == "1")
         out.writerow((fmt(start), fmt(start + latency), fmt(latency), status, int(ok),

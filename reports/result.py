@@ -1,6 +1,6 @@
 """A result directory read back into memory: the one input of every report and gate.
 
-Both engines write the same files (DESIGN.md, "Result directory"); :func:`load_result` reads
+Both engines write the same files (docs/results.md); :func:`load_result` reads
 them into a :class:`Result` and checks them, so a missing directory, a missing
 ``summary.json`` or a malformed CSV becomes one :class:`~topologies.errors.UsageError` that
 names the file instead of a traceback deep inside a metric.

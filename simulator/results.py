@@ -1,6 +1,6 @@
 """The result of a run: pandas tables, the summary figures, and the result directory.
 
-``Result.write(dir)`` writes DESIGN's result directory (summary.json, requests.csv,
+``Result.write(dir)`` writes the result directory (docs/results.md) (summary.json, requests.csv,
 calls.csv, timeseries.csv, faults.csv, topology.yaml), each file atomically.
 
 The summary is :func:`topologies.summary.summarize_run` of these tables (the same function

@@ -1,7 +1,7 @@
 """``faultmesh live`` end to end on 127.0.0.1: a gateway calling a backend, 20 requests/s for
 6 s, and a 200 ms latency fault on the backend for 2 s.
 
-What is measured: every result file is written with DESIGN's columns; ~120 requests are
+What is measured: every result file is written with the documented columns (docs/results.md); ~120 requests are
 sent (Poisson, so counts are checked to +-40%); availability is ~1; requests that start and
 end inside the fault's actual window (from faults.csv) are at least 0.2 s slower than the
 steady ones (p99 in the window versus the steady median, and median versus median minus

@@ -1,7 +1,7 @@
 """Locust driving a real HTTP server on 127.0.0.1, as a live run does: the open model keeps
 its arrival rate (and its Poisson gaps) even when the server slows, a profile ramps, closed
 users reach the throughput their think and service time allow, and requests.csv holds one
-row per request in DESIGN's columns. Each run lasts a few seconds.
+row per request in the documented columns (docs/results.md). Each run lasts a few seconds.
 
 Tolerances: a 4 s run at 50/s sends ~200 requests (Poisson: standard deviation ~14), so
 counts are checked to +-25%; the gaps' coefficient of variation, estimated from ~200 gaps,

@@ -75,7 +75,7 @@ def test_sim_help_has_examples(capsys):
 
 
 def test_sim_exits_1_and_names_the_violated_slo(tmp_path, capsys):
-    """DESIGN's exit codes: 1 when an SLO failed. The bundled RAG chat's brownout breaks its
+    """The documented exit codes: 1 when an SLO failed. The bundled RAG chat's brownout breaks its
     fault-window median SLO while its baseline holds every SLO."""
     rag = os.path.join(os.path.dirname(__file__), "..", "topologies", "rag-chat.yaml")
     assert main(["sim", rag, "--out", str(tmp_path / "b"), "--no-report"]) == 0

@@ -2,8 +2,8 @@
 
 Every value is resolved: defaults filled in, units converted (seconds, per-second rates,
 bytes, fractions). Engines read these objects and never the YAML. Field names are the YAML
-keys of ../shared/DESIGN.md, so ``service.queue_timeout`` is what the file calls
-``queue_timeout``.
+keys of the topology file (docs/topology-format.md), so ``service.queue_timeout`` is what the
+file calls ``queue_timeout``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The service emulator: the program each replica process of a live run runs.
 
-A replica of a topology service as a real HTTP server on asyncio, behaving as DESIGN.md's
+A replica of a topology service as a real HTTP server on asyncio, behaving as the project's
 shared semantics say (concurrency slots and queue, workers, rate limit, LLM continuous
 batching, error rate, calls with timeouts, retries, breakers and fallbacks), logging its call
 attempts as calls.csv rows. See docs/emulator.md.

@@ -1,6 +1,6 @@
 """The replica's admin API under ``/_faultmesh/``: the faults the emulator applies itself.
 
-DESIGN sends the ``errors`` and ``slow`` faults to the emulator (network faults are the
+The live engine sends the ``errors`` and ``slow`` faults to the emulator (network faults are the
 proxies'). ``POST /_faultmesh/faults`` with ``{"type": "errors", "rate": 0.5, "status": 503}``
 (answer that share of requests at once with that status, error ``injected``) or
 ``{"type": "slow", "factor": 4}`` (own processing and LLM time multiplied);

@@ -1,6 +1,6 @@
 """What a replica process writes: its outgoing call attempts and its per-second state.
 
-Every call attempt a replica makes is one calls.csv row (DESIGN's columns, then faultmesh's
+Every call attempt a replica makes is one calls.csv row (the columns of docs/results.md, ending with
 ``call``), times in seconds since the run's ``epoch`` (a wall-clock time all processes of a
 run share). Rows are buffered and appended to the log file every ``flush_every`` seconds and
 on shutdown, so a killed process loses at most that much. The per-second timeseries rows go

@@ -1,5 +1,5 @@
 """A live run's result directory: the load generator's requests, the replicas' logs and the
-fault windows merged into DESIGN's files, and summary.json from them.
+fault windows merged into the result files (docs/results.md), and summary.json from them.
 
 * ``requests.csv`` — the load generator's rows, with ``attempts`` = the call attempts made
   for the request anywhere in the topology, the client's own included (its rows in
