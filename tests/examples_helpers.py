@@ -149,5 +149,8 @@ def inline_commands() -> list[tuple[str, str]]:
     for rel in markdown_files():
         text = open(os.path.join(ROOT, rel), encoding="utf-8").read()
         text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
-        found += [(rel, m.group(1)) for m in re.finditer(r"`(faultmesh [^`]+)`", text)]
+        # the second word is a command or an option: `faultmesh proxy: cannot listen ...` is
+        # a message the docs quote, not a command
+        found += [(rel, m.group(1)) for m in
+                  re.finditer(r"`(faultmesh (?:[a-z|-]+|[A-Z]+)(?: [^`]*)?)`", text)]
     return found
