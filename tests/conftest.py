@@ -1,8 +1,10 @@
-"""Shared fixtures: a small valid topology text that tests mutate."""
+"""Shared fixtures: a small valid topology text that tests mutate; :func:`quick_first`."""
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pytest
 
@@ -44,3 +46,17 @@ BASE = textwrap.dedent("""\
 @pytest.fixture
 def base_text() -> str:
     return BASE
+
+
+def quick_first(cases: Iterable[Any], quick: int = 1,
+                ids: Sequence[str] | None = None) -> list[Any]:
+    """``parametrize`` cases of a test whose every case costs a process start or a run: the
+    first ``quick`` stay in the quick loop (``-m "not slow"``), the others are marked slow
+    (CI runs them all). A tuple case is the test's arguments, anything else its one argument."""
+    out = []
+    for i, case in enumerate(cases):
+        values = case if isinstance(case, tuple) else (case,)
+        marks = () if i < quick else (pytest.mark.slow,)
+        out.append(pytest.param(*values, marks=marks, id=None if ids is None else ids[i]))
+    return out
+

@@ -20,6 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from conftest import quick_first
 
 ROOT = Path(__file__).resolve().parents[1]
 RAG = str(ROOT / "topologies" / "rag-chat.yaml")   # 300 s with a 30 s warmup: slow to run
@@ -119,8 +120,8 @@ OUTPUT_CASES = [  # argv ({afile}: an existing file, {adir}: a directory), exit 
 
 
 @needs_proc
-@pytest.mark.parametrize("argv,code,message", OUTPUT_CASES,
-                         ids=[" ".join(c[0]).replace(RAG, "RAG") for c in OUTPUT_CASES])
+@pytest.mark.parametrize("argv,code,message", quick_first(  # a process each: 3 in the quick loop
+    OUTPUT_CASES, 3, ids=[" ".join(c[0]).replace(RAG, "RAG") for c in OUTPUT_CASES]))
 def test_an_output_path_that_cannot_be_written_fails_at_once(tmp_path, result_dir, argv, code,
                                                              message):
     afile, adir = tmp_path / "afile", tmp_path / "adir"
@@ -173,9 +174,9 @@ BAD_DURATIONS = [
 
 
 # every case on sim; on live (the same function) the ones that once failed differently
-@pytest.mark.parametrize("command,argv,message",
-                         [("sim", *case) for case in BAD_DURATIONS]
-                         + [("live", *BAD_DURATIONS[i]) for i in (0, 5)])
+@pytest.mark.parametrize("command,argv,message", quick_first(
+    [("sim", *case) for case in BAD_DURATIONS] + [("live", *BAD_DURATIONS[i]) for i in (0, 5)],
+    2))
 def test_a_bad_duration_is_one_line_and_exit_2(tmp_path, command, argv, message):
     code, _, err, seconds = faultmesh(command, RAG, *argv, "--out", "r", cwd=tmp_path)
     assert code == 2
@@ -293,23 +294,23 @@ def test_set_takes_the_path_the_validator_prints(tiny, tmp_path):
     assert (calls[0]["timeout"], calls[1]["timeout"]) == (0.25, 3.0)
 
 
-@pytest.mark.parametrize("path,message", [
+@pytest.mark.parametrize("path,message", quick_first([
     ("services.a.calls[2].timeout=3s",
      "services.a.calls[2]: --set services.a.calls[2].timeout: no item 2 in this list (items: 0..1)"),
     ("services.a.calls[1].timout=3s",
      "services.a.calls[1].timout: unknown field (did you mean 'timeout'?)"),
     ("services.bb.replicas=3", "--set services.bb.replicas: no such field (did you mean 'b'?)"),
-])
+]))
 def test_a_bad_set_path_says_where_and_what_was_meant(tiny, tmp_path, path, message):
     code, _, err, _ = faultmesh("sim", tiny, "--set", path, "--out", "r", cwd=tmp_path)
     assert code == 2 and message in one_line(err)
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("argv", [
+@pytest.mark.parametrize("argv", quick_first([
     ["sim", "{t}"], ["live", "{t}"], ["gate", "{t}"],
     ["sweep", "{t}", "--set", "services.b.replicas=1,2"],
-])
+]))
 def test_a_misspelt_scenario_gets_did_you_mean(tiny, tmp_path, argv):
     argv = [a.format(t=tiny) for a in argv]
     code, _, err, seconds = faultmesh(*argv, "--scenario", "b-dwn", "--out", "r", cwd=tmp_path)

@@ -135,6 +135,7 @@ def _picks(tmp_path, balancer: str, slow: float = 1.0, concurrency: int = 1, n: 
     return [int(r["replica"]) for r in rows], sum(a[0] == 200 for a in answers)
 
 
+@pytest.mark.slow
 def test_emulator_round_robin_rotates_strictly_whatever_the_replicas_speed(tmp_path):
     picks, ok = _picks(tmp_path, "round_robin", slow=5.0, n=15)   # replica 0: 100 ms
     assert ok == 15

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import quick_first
 
 # ~75k simulated requests: a second or more of wall time, so periodic lines come
 LONG = """\
@@ -96,6 +97,7 @@ def test_sim_in_lines_mode_prints_simulated_time_and_requests_periodically(long_
     assert off.stdout == lines.stdout and "requests" in off.stdout
 
 
+@pytest.mark.slow
 def test_the_period_comes_from_the_environment(long_topology, tmp_path):
     """With the default 10 s a run of well under a second prints its start and end, nothing
     between: the periodic lines above come from FAULTMESH_PROGRESS_EVERY."""
@@ -106,9 +108,9 @@ def test_the_period_comes_from_the_environment(long_topology, tmp_path):
     assert "s simulated (" not in proc.stderr.splitlines()[0]
 
 
-@pytest.mark.parametrize("variable, value", [("FAULTMESH_PROGRESS", "sometimes"),
-                                             ("FAULTMESH_PROGRESS_EVERY", "0"),
-                                             ("FAULTMESH_PROGRESS_EVERY", "soon")])
+@pytest.mark.parametrize("variable, value", quick_first([("FAULTMESH_PROGRESS", "sometimes"),
+                                                         ("FAULTMESH_PROGRESS_EVERY", "0"),
+                                                         ("FAULTMESH_PROGRESS_EVERY", "soon")]))
 def test_a_bad_setting_is_bad_input(long_topology, tmp_path, variable, value):
     env = {**os.environ, "FAULTMESH_PROGRESS": "lines", variable: value}
     proc = subprocess.run([sys.executable, "-m", "faultmesh", "sim", str(long_topology),
@@ -151,7 +153,7 @@ def _on_a_terminal(args: list[str], mode: str) -> tuple[int, str, str]:
     return code, shown.decode(errors="replace"), stdout[0].decode()
 
 
-@pytest.mark.parametrize("mode", ["bar", "auto"])
+@pytest.mark.parametrize("mode", quick_first(["bar", "auto"]))
 def test_on_a_terminal_a_live_display_shows_the_simulated_time(long_topology, tmp_path, mode):
     code, shown, stdout = _on_a_terminal(["sim", str(long_topology), "--out",
                                           str(tmp_path / "r"), "--no-report"], mode)
@@ -163,6 +165,7 @@ def test_on_a_terminal_a_live_display_shows_the_simulated_time(long_topology, tm
     assert "\x1b[" not in stdout and stdout.startswith("run ")
 
 
+@pytest.mark.slow
 def test_sweep_shows_runs_done(long_topology, tmp_path):
     proc = _faultmesh(["sweep", str(long_topology), "--set", "workload.duration=200s,300s",
                        "--workers", "1", "--out", str(tmp_path / "s"), "--no-report"],
@@ -175,6 +178,7 @@ def test_sweep_shows_runs_done(long_topology, tmp_path):
     assert "runs done" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_gate_shows_scenarios_done_and_each_simulation(tmp_path):
     topo = tmp_path / "long.yaml"
     topo.write_text(LONG.replace("1500s", "300s"))

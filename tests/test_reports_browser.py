@@ -118,6 +118,7 @@ def test_report_fits_a_laptop_screen(rendered):
         assert 900 <= fig["w"] <= WIDTH, fig  # figures use the width, and no more
 
 
+@pytest.mark.slow
 def test_every_figure_is_present_and_drawn(rendered):
     data, _, image = rendered
     names = [f["name"] for f in data["figures"]]

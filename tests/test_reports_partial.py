@@ -181,6 +181,7 @@ def test_an_interrupted_drain_says_so(runs, tmp_path):
         "partial run: interrupted at 63.5 s, while draining after 60 s of arrivals")
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_the_banner_is_seen_on_the_first_screen(runs, tmp_path):
     """Rendered by headless Chromium at laptop width: the amber banner stands between the

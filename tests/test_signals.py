@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import quick_first
 from procs import alive, listening, listening_ports, run_processes
 
 LIVE = """\
@@ -170,7 +171,7 @@ def _sim_until_running(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, out
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("sig, code", quick_first([(signal.SIGTERM, 143), (signal.SIGHUP, 129)]))
 def test_a_stop_signal_on_sim_writes_partial_results(tmp_path, sig, code) -> None:
     proc, out = _sim_until_running(tmp_path)
     proc.send_signal(sig)

@@ -44,6 +44,7 @@ def test_every_point_is_validated_before_anything_runs():
     assert len(points) == 2 * 2 * 2  # values x (baseline + brownout) x seeds
 
 
+@pytest.mark.slow
 def test_sweep_on_a_local_cluster_matches_single_runs(topo_file, tmp_path, capsys):
     out = tmp_path / "sweep"
     code = main(["sweep", topo_file, "--set", "services.llm.replicas=1,3", "--scenario",
