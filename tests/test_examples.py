@@ -269,3 +269,41 @@ def test_every_example_is_run_or_excluded_with_a_reason() -> None:
         stale = set(table) - commands
         assert not stale, f"no such example any more: {stale}"
     assert _params(), "no example found"
+
+
+def test_max_duration_compresses_the_run_clock(monkeypatch):
+    """FAULTMESH_MAX_DURATION scales duration, warmup, profile and fault times alike, so the
+    faults stay where they were in the run; unset, nothing changes."""
+    import topologies
+    from faultmesh.timescale import capped
+
+    topo = topologies.load(os.path.join(ROOT, "topologies", "rag-chat.yaml"))
+    monkeypatch.delenv("FAULTMESH_MAX_DURATION", raising=False)
+    assert capped(topo, None) == (topo, None)
+    monkeypatch.setenv("FAULTMESH_MAX_DURATION", "5s")
+    short, duration = capped(topo, None)
+    k = 5.0 / topo.workload.duration
+    assert duration == 5.0 and short.workload.duration == pytest.approx(5.0)
+    assert short.workload.warmup == pytest.approx(topo.workload.warmup * k)
+    before, after = topo.scenarios["llm-brownout"].faults[0], short.scenarios[
+        "llm-brownout"].faults[0]
+    assert after.start == pytest.approx(before.start * k)
+    assert after.duration == pytest.approx(before.duration * k)
+    assert after.latency == before.latency  # a service's time is not the run's clock
+    # --duration 60s of a 300 s workload: the workload's clock shrinks by 5/60, so a fault
+    # at 60 s stays at the run's end, as it was
+    short, duration = capped(topo, 60.0)
+    assert duration == 5.0 and short.workload.duration == pytest.approx(25.0)
+    assert short.scenarios["llm-brownout"].faults[0].start == pytest.approx(5.0)
+    assert capped(topo, 4.0) == (topo, 4.0)  # already shorter than the cap
+
+
+def test_max_duration_that_is_not_a_duration_is_bad_input(tmp_path):
+    env = _env(_workdir(tmp_path / "w"))
+    env.update(FAULTMESH_MAX_DURATION="soon", FAULTMESH_PROGRESS="off")  # only the error
+    run = subprocess.run([f"{BIN}/faultmesh", "sim", "topologies/rag-chat.yaml", "--no-report",
+                          "--out", "out"], cwd=tmp_path / "w", env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "FAULTMESH_MAX_DURATION=soon" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
