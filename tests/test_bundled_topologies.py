@@ -127,6 +127,7 @@ def test_summary_of_bundled_topologies_has_no_cycle(loaded):
         assert s.cycle is None and s.depth is not None and s.depth >= 1
 
 
+@pytest.mark.slow
 def test_rag_chat_crash_is_a_black_hole_that_outlier_detection_closes(loaded):
     """crash-one-llm: the gateway's least_request balancer keeps choosing the dead LLM replica
     (it refuses fastest) until it restarts 90 s later; ejecting it after 5 failures in a row

@@ -120,8 +120,8 @@ OUTPUT_CASES = [  # argv ({afile}: an existing file, {adir}: a directory), exit 
 
 
 @needs_proc
-@pytest.mark.parametrize("argv,code,message", quick_first(  # a process each: 3 in the quick loop
-    OUTPUT_CASES, 3, ids=[" ".join(c[0]).replace(RAG, "RAG") for c in OUTPUT_CASES]))
+@pytest.mark.parametrize("argv,code,message", quick_first(  # a process each: 2 in the quick loop
+    OUTPUT_CASES, 2, ids=[" ".join(c[0]).replace(RAG, "RAG") for c in OUTPUT_CASES]))
 def test_an_output_path_that_cannot_be_written_fails_at_once(tmp_path, result_dir, argv, code,
                                                              message):
     afile, adir = tmp_path / "afile", tmp_path / "adir"
@@ -138,6 +138,7 @@ def test_an_output_path_that_cannot_be_written_fails_at_once(tmp_path, result_di
     assert afile.read_text() == "keep me\n" and not os.listdir(adir)
 
 
+@pytest.mark.slow
 @needs_proc
 def test_an_unwritable_step_summary_stops_the_gate_before_simulating(tmp_path):
     code, _, err, seconds = faultmesh("gate", RAG, cwd=tmp_path,
@@ -145,6 +146,7 @@ def test_an_unwritable_step_summary_stops_the_gate_before_simulating(tmp_path):
     assert code == 3 and "$GITHUB_STEP_SUMMARY" in one_line(err) and seconds < FAST
 
 
+@pytest.mark.slow
 def test_writable_outputs_are_written_and_nothing_else_is_left(tmp_path, result_dir):
     """The checks leave no probe file behind, and a writable path still works."""
     code, out, err, _ = faultmesh("report", result_dir, "-o", str(tmp_path / "deep" / "r.html"),
@@ -155,6 +157,7 @@ def test_writable_outputs_are_written_and_nothing_else_is_left(tmp_path, result_
 
 
 # --- 4. durations and runs that measured nothing ------------------------------------------
+@pytest.mark.slow
 def test_a_plain_number_duration_is_seconds(tiny, tmp_path):
     code, out, err, _ = faultmesh("sim", tiny, "--duration", "10", "--out", "r", "--no-report",
                                   cwd=tmp_path)
@@ -175,8 +178,7 @@ BAD_DURATIONS = [
 
 # every case on sim; on live (the same function) the ones that once failed differently
 @pytest.mark.parametrize("command,argv,message", quick_first(
-    [("sim", *case) for case in BAD_DURATIONS] + [("live", *BAD_DURATIONS[i]) for i in (0, 5)],
-    2))
+    [("sim", *case) for case in BAD_DURATIONS] + [("live", *BAD_DURATIONS[i]) for i in (0, 5)]))
 def test_a_bad_duration_is_one_line_and_exit_2(tmp_path, command, argv, message):
     code, _, err, seconds = faultmesh(command, RAG, *argv, "--out", "r", cwd=tmp_path)
     assert code == 2
@@ -270,7 +272,7 @@ def test_stop_in_the_locust_web_ui_before_the_warmup_ends_is_no_verdict(tmp_path
 
 
 # --- 5. the entry names a service, however empty the services ------------------------------
-@pytest.mark.parametrize("services", ["services: {}", "services:"])
+@pytest.mark.parametrize("services", quick_first(["services: {}", "services:"]))
 def test_an_entry_naming_no_service_is_an_error(tmp_path, services):
     (tmp_path / "t.yaml").write_text(
         f"version: 1\nname: t\nentry: a\nworkload: {{rate: 1/s}}\n{services}\n")
@@ -319,6 +321,7 @@ def test_a_misspelt_scenario_gets_did_you_mean(tiny, tmp_path, argv):
     assert not (tmp_path / "r").exists() and seconds < FAST
 
 
+@pytest.mark.slow
 def test_gate_over_results_suggests_a_scenario_it_has(result_dir, tmp_path):
     code, _, err, _ = faultmesh("gate", result_dir, "--scenario", "baselin", cwd=tmp_path)
     assert code == 2 and "(did you mean 'baseline'?)" in one_line(err)
@@ -334,6 +337,7 @@ def test_version(tmp_path):
 LATENCY = r"(?:\d+(?:\.\d)?ms|\d+\.\d\ds|-)"
 
 
+@pytest.mark.slow
 def test_sim_table_and_replications_read_in_units(tiny, tmp_path):
     code, out, err, _ = faultmesh("sim", tiny, "--scenario", "b-down", "--replications", "3",
                                   "--out", "r", "--no-report", cwd=tmp_path)

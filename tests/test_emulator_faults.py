@@ -90,6 +90,7 @@ def _attempts_to_the_dead_one(tmp_path: Path, call: str) -> list[dict[str, str]]
     return [r for r in rows if r["replica"] == "1"]
 
 
+@pytest.mark.slow
 def test_without_outlier_detection_the_balancer_keeps_picking_a_dead_replica(tmp_path):
     dead = _attempts_to_the_dead_one(tmp_path, "{to: back}")
     assert len(dead) == 20   # round robin: every other attempt, for the whole run

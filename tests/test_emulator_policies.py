@@ -51,6 +51,7 @@ def test_retries_are_attempts_1_to_n_in_the_callers_log(tmp_path):
     assert float(rows[1]["start"]) - float(rows[0]["end"]) >= 0.009
 
 
+@pytest.mark.slow
 def test_degrade_fallback_answers_200_marked_degraded(tmp_path):
     with running(tmp_path, topo("fallback: degrade", err="1"), ["back", "front"]) as reps:
         status, headers, _, _ = send(reps["front"][0].port)
@@ -91,6 +92,7 @@ def test_breaker_opens_fails_fast_probes_half_open_and_closes_when_the_callee_he
     assert [r["status"] for r in rows] == ["504"] * 4 + ["200"] * 5
 
 
+@pytest.mark.slow
 def test_refused_callee_answers_502_refused(tmp_path):
     with running(tmp_path, topo("timeout: 1s"), ["back", "front"]) as reps:
         reps["back"][0].stop()

@@ -33,6 +33,7 @@ def test_queue_bounds_the_wait_for_a_worker_without_concurrency(tmp_path):
     assert all(a[1]["X-Faultmesh-Error"] == "rejected" and a[3] < 0.2 for a in rejected)
 
 
+@pytest.mark.slow
 def test_queue_timeout_bounds_the_wait_for_a_worker_without_concurrency(tmp_path):
     text = """\
         version: 1

@@ -114,6 +114,7 @@ def test_relay_lends_a_free_slot_then_moves_its_idle_connection_to_the_new_repli
         relay.stop()
 
 
+@pytest.mark.slow
 def test_a_dead_replica_refuses_through_the_relay_until_it_accepts_again(replicas):
     pa, _ = replicas
     with socket.socket() as s:

@@ -153,7 +153,8 @@ def _on_a_terminal(args: list[str], mode: str) -> tuple[int, str, str]:
     return code, shown.decode(errors="replace"), stdout[0].decode()
 
 
-@pytest.mark.parametrize("mode", quick_first(["bar", "auto"]))
+@pytest.mark.slow   # a pseudo-terminal per mode; the lines mode stays in the quick loop
+@pytest.mark.parametrize("mode", ["bar", "auto"])
 def test_on_a_terminal_a_live_display_shows_the_simulated_time(long_topology, tmp_path, mode):
     code, shown, stdout = _on_a_terminal(["sim", str(long_topology), "--out",
                                           str(tmp_path / "r"), "--no-report"], mode)

@@ -98,6 +98,7 @@ def _outcome(sock: socket.socket) -> tuple[str, float]:
     return what, time.perf_counter() - start
 
 
+@pytest.mark.slow
 def test_disabling_the_proxy_closes_a_connection_with_a_request_in_flight(proxy):
     with _in_flight(proxy) as sock:
         proxy.disable()

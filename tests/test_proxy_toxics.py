@@ -56,6 +56,7 @@ def test_latency_jitter_stays_within_its_bounds(proxy):
     assert all(0.030 <= t < 0.090 + SLACK for t in took)
 
 
+@pytest.mark.slow
 def test_bandwidth_caps_throughput(proxy):
     proxy.add_toxic(type="bandwidth", attributes={"rate": 100})  # 100 KB/s, KB = 1024 bytes
     payload = b"x" * (50 * 1024)
@@ -75,6 +76,7 @@ def test_timeout_drops_data_then_closes_the_connection(proxy):
     assert 0.29 <= took < 0.3 + SLACK
 
 
+@pytest.mark.slow
 def test_timeout_zero_holds_the_connection_until_the_toxic_goes(proxy):
     proxy.add_toxic(type="timeout", name="hang", attributes={"timeout": 0})
     with connect(proxy.listen, timeout=0.4) as sock:

@@ -105,12 +105,14 @@ def test_probe_catches_a_page_error(tmp_path):
     assert _console_errors(stderr)
 
 
+@pytest.mark.slow
 def test_report_loads_without_console_errors(rendered):
     data, stderr, _ = rendered
     assert data["errors"] == []
     assert _console_errors(stderr) == []
 
 
+@pytest.mark.slow
 def test_report_fits_a_laptop_screen(rendered):
     data, _, _ = rendered
     assert data["width"] <= WIDTH
@@ -136,6 +138,7 @@ def test_every_figure_is_present_and_drawn(rendered):
         assert colours >= 4, f"{fig['name']} has only {colours} colours"
 
 
+@pytest.mark.slow
 def test_verdict_is_at_the_top_of_the_first_screen(rendered):
     """The first 300 px show the verdict in its fail colour (the red FAIL badge and border)."""
     _, _, image = rendered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sim_helpers import topo
 
 import simulator
@@ -69,6 +70,7 @@ STORM = """
 """
 
 
+@pytest.mark.slow
 def test_retry_storm_amplifies_load_on_a_degraded_service_and_a_budget_contains_it():
     """b at rho 0.5 is slowed 3x (rho 1.5): timeouts trigger retries, each adding load to a
     saturated service, so attempts per call during the fault rise well above 1 (a storm);

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 LONG = """\
 version: 1
 name: long
@@ -51,6 +53,7 @@ def test_ctrl_c_leaves_partial_results_and_exit_130(tmp_path):
     assert (out / "requests.csv").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_long_runs_show_progress_in_simulated_seconds(tmp_path):
     _, stderr, _ = _run_until_progress_then_interrupt(tmp_path)
     assert re.search(r"[0-9,]+/20,000 s simulated \(\d+%\), [0-9,]+ requests", stderr), \
