@@ -71,7 +71,7 @@ def test_sweep_runs_its_tasks_on_the_given_scheduler(topo_file, tmp_path):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=None, host="127.0.0.1") as cluster:
+                      dashboard_address=":0", host="127.0.0.1") as cluster:
         workers = set(cluster.scheduler_info["workers"])
         out = tmp_path / "sweep"
         code = main(["sweep", topo_file, "--set", "workload.rate=5/s,10/s", "--scheduler",
