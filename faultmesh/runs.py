@@ -36,8 +36,8 @@ def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: in
     """Simulate one scenario into the result directory ``out``; returns the final summary.
     ``progress(now, duration, requests)`` is called as the simulated time advances.
 
-    An interrupted simulation still writes its results (``"partial": true``) and then
-    raises KeyboardInterrupt.
+    An interrupted simulation still writes its results (``"partial": true``), their
+    figures and its report (flagged partial), and then raises KeyboardInterrupt.
     """
     import simulator
     from faultmesh.commands._finish import finish_run
@@ -52,9 +52,9 @@ def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: in
     # the recorder's columns) before finalize reads the files back
     del result
     gc.collect()
+    finish_run(out, report=report)  # a partial run gets its figures and flagged report too
     if partial:
         raise KeyboardInterrupt
-    finish_run(out, report=report)
     with open(os.path.join(out, "summary.json"), encoding="utf-8") as fh:
         return json.load(fh)
 
@@ -63,8 +63,8 @@ def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 
              duration: float | None = None, report: bool = True,
              toxiproxy_url: str | None = None, web: bool = False) -> dict[str, Any]:
     """Run one scenario live (local processes, proxies, Locust) into ``out``; returns the
-    final summary. Interrupted, it writes what it has (``"partial": true``) and raises
-    KeyboardInterrupt."""
+    final summary. Interrupted during the load, it writes what it has (``"partial": true``),
+    its figures and its report (flagged partial), and raises KeyboardInterrupt."""
     from chaos.live import LiveRun
     from faultmesh import progress
     from faultmesh.commands._finish import finish_run
@@ -73,8 +73,16 @@ def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 
     topology, duration = capped(topology, duration)  # FAULTMESH_MAX_DURATION, if set
     label = f"live {topology.name}/{scenario or 'baseline'}"
     with progress.LiveView(label, duration or topology.workload.duration) as view:
-        LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
-                toxiproxy_url=toxiproxy_url, web=web, watch=view).run()
+        run = LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
+                      toxiproxy_url=toxiproxy_url, web=web, watch=view)
+        try:
+            run.run()
+        except KeyboardInterrupt:
+            if run.results_written:  # stopped during the load: what it measured is on disk
+                if report:
+                    view.phase("writing the report of the partial run")
+                finish_run(out, report=report)
+            raise
         if report:
             view.phase("writing the report")
         return finish_run(out, report=report)

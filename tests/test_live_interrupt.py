@@ -35,7 +35,7 @@ def test_ctrl_c_writes_a_partial_result_and_leaves_nothing(tmp_path) -> None:
     topo.write_text(TOPOLOGY)
     out = str(tmp_path / "result")
     proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "live", str(topo),
-                             "--out", out, "--no-report"],
+                             "--out", out],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -60,6 +60,8 @@ def test_ctrl_c_writes_a_partial_result_and_leaves_nothing(tmp_path) -> None:
     assert summary["engine"] == "live"
     assert 0 < summary["duration"] < 30
     assert summary["requests"] > 0
+    with open(os.path.join(out, "report.html"), encoding="utf-8") as fh:
+        assert "<b>Partial run</b>: interrupted at" in fh.read()  # the report says so
     with open(os.path.join(out, "timeseries.csv"), encoding="utf-8", newline="") as fh:
         ts = list(csv.DictReader(fh))
     assert ts and max(int(r["t"]) for r in ts) < summary["duration"] + 1

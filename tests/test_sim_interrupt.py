@@ -24,14 +24,15 @@ services:
 """
 
 
-def _run_until_progress_then_interrupt(tmp_path):
+def _run_until_progress_then_interrupt(tmp_path, *options):
     """Start a long run, wait (bounded) until it reports progress, then press Ctrl-C."""
     path = tmp_path / "long.yaml"
     path.write_text(LONG)
     out, err = tmp_path / "out", tmp_path / "stderr.txt"
     with open(err, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "sim", str(path), "--out",
-                                 str(out), "--no-report"], stdout=subprocess.DEVNULL, stderr=fh,
+                                 str(out), *(options or ["--no-report"])],
+                                stdout=subprocess.DEVNULL, stderr=fh,
                                 env={**os.environ, "FAULTMESH_PROGRESS": "lines",
                                      "FAULTMESH_PROGRESS_EVERY": "0.2"})
         deadline = time.monotonic() + 60
@@ -51,6 +52,15 @@ def test_ctrl_c_leaves_partial_results_and_exit_130(tmp_path):
     assert summary["partial"] is True
     assert 0 < summary["duration"] < 20000
     assert (out / "requests.csv").stat().st_size > 1000
+
+
+def test_an_interrupted_run_still_gets_its_verdicts_and_a_report_flagged_partial(tmp_path):
+    code, stderr, out = _run_until_progress_then_interrupt(tmp_path, "--seed", "0")
+    assert code == 130, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True and "resilience" in summary
+    page = (out / "report.html").read_text()
+    assert "<b>Partial run</b>: interrupted at" in page and "(partial run)" in page
 
 
 @pytest.mark.slow

@@ -73,6 +73,7 @@ class LiveRun(ReplicaLifecycle):
         self.epoch = 0.0
         self.t0_est: float | None = None
         self.partial = False
+        self.results_written = False  # this run's result files are on disk
         self.notes: list[str] = []
         self.end = self.duration  # the run time reached (the drain included)
         self._server: Any = None
@@ -142,6 +143,7 @@ class LiveRun(ReplicaLifecycle):
 
         self.notes.extend(n for n in load.notes if n != INTERRUPTED_NOTE)
         summary = write_results(self, t0)
+        self.results_written = True
         if self.partial:
             raise KeyboardInterrupt
         return summary
