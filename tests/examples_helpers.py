@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import yaml
 
 __all__ = ["ROOT", "Block", "markdown_files", "help_blocks", "markdown_blocks", "all_blocks",
-           "is_synopsis", "inline_commands", "subparsers", "without_env"]
+           "is_synopsis", "inline_commands", "inline_blocks", "subparsers", "without_env"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +28,7 @@ _COMMAND = re.compile(r"^(?:\$ )?(?:[A-Z_]+=\S* )*((?:\.venv/bin/)?faultmesh |ba
 # environment assignments before a command: FAULTMESH_PROGRESS=off faultmesh ...
 _ENV_PREFIX = re.compile(r"^(?:[A-Z_]+=\S* )+")
 # a placeholder in a synopsis: TOPOLOGY, RESULT_DIR, NAME, ...
-_PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]{2,}\b")
+_PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]{2,}\b|/[A-Z]\.")  # TOPOLOGY, topologies/X.yaml
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,17 @@ def markdown_blocks() -> list[Block]:
     return blocks
 
 
+def inline_blocks() -> list[Block]:
+    """Inline spans in running text that are whole examples: they name a bundled topology
+    and hold no placeholder (``faultmesh sweep topologies/rag-chat.yaml --set ...``); the
+    other spans name a command or show its synopsis (checked by tests/test_docs.py)."""
+    found = [(rel, text) for rel, text in inline_commands()
+             if "topologies/" in text and not is_synopsis(text)]
+    return [Block(f"{rel} (inline {i + 1})", (text,)) for i, (rel, text) in enumerate(found)]
+
+
 def all_blocks() -> list[Block]:
-    return [*help_blocks(), *markdown_blocks()]
+    return [*help_blocks(), *markdown_blocks(), *inline_blocks()]
 
 
 def inline_commands() -> list[tuple[str, str]]:

@@ -51,7 +51,7 @@ NOT_RUN = {
 }
 # exit code of a compressed (5 s) run where it is not 0 (keyed without environment
 # assignments); the comment says where the documentation states it
-EXIT = {
+EXIT: dict[str, int | tuple[int, ...]] = {
     # README, sim --help: the brownout breaks rag-chat's recovery SLO (README: "exits 1")
     "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --out results/rag": 1,
     "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --seed 7 "
@@ -64,6 +64,7 @@ EXIT = {
     "faultmesh gate topologies/rag-chat.yaml --scenario llm-brownout --seed 7 --junit slo.xml": 1,
     "faultmesh gate topologies/rag-chat.yaml --scenario all --seed 7 --out results/rag-chat "
     "--junit results/slo-junit.xml --report": 1,
+    "faultmesh gate topologies/rag-chat.yaml --out /tmp/rcg": 1,  # docs/cli.md, in the text
     # docs/gates.md shows this one's `echo $?`: 1
     "faultmesh gate results/nightly --junit slo.xml": 1,
     "faultmesh sim topologies/rag-chat.yaml --scenario all --duration 120s --no-report": 1,
@@ -82,6 +83,11 @@ EXIT = {
     "--out results/outage-live": 1,
     "faultmesh live topologies/rag-chat.yaml --scenario vectordb-outage "
     "--toxiproxy http://127.0.0.1:8474": 1,
+    # compressed, the 2 s brownout against rag-chat's 6.5 s median limit is a close call on a
+    # real, shared machine (seen both ways): either verdict, but a verdict
+    "faultmesh live topologies/rag-chat.yaml --scenario llm-brownout "
+    "--toxiproxy http://127.0.0.1:8474": (0, 1),
+    "faultmesh live topologies/rag-chat.yaml --scenario llm-brownout --duration 90s": (0, 1),
 }
 # result directories that examples read without making them: how to make one ({out})
 _SIM = "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --out {out}"
@@ -256,7 +262,9 @@ def test_example_block_runs_as_documented(block: Block, tmp_path: Path, made) ->
             where = f"{block.where}: {command}\n--- stdout\n{run.stdout[-3000:]}" \
                     f"\n--- stderr\n{run.stderr[-3000:]}"
             assert "Traceback" not in run.stderr, where
-            assert run.returncode == EXIT.get(without_env(command), 0), where
+            expected = EXIT.get(without_env(command), 0)
+            assert run.returncode in (expected if isinstance(expected, tuple) else (expected,)), \
+                where
     finally:
         codes = [_stop(proc) for proc in servers]
     assert codes == [0] * len(servers), f"{block.where}: servers after Ctrl-C exited {codes}"
