@@ -5,10 +5,11 @@ or a directory of such directories), evaluates each run's SLOs (:mod:`reports.sl
 and returns a :class:`GateOutcome` whose ``exit_code`` is 0 when every SLO holds and 1 when
 any fails. A partial (interrupted) run is no verdict: it describes only the part that ran,
 so it makes the exit code 3 (the run is incomplete) unless ``allow_partial``, which judges it
-as it stands, still labelled partial. :func:`markdown` renders it for people (and
-``$GITHUB_STEP_SUMMARY``);
-:mod:`reports.junit` renders it for CI test reporters. Running the simulator first is the
-``faultmesh gate`` command's job: this package never imports an engine.
+as it stands, still labelled partial. A run that measured no request is no verdict whatever
+the flags (exit 3, the reason in the table and the JUnit). :func:`markdown` renders it for
+people (and ``$GITHUB_STEP_SUMMARY``); :mod:`reports.junit` renders it for CI test
+reporters. Running the simulator first is the ``faultmesh gate`` command's job: this package
+never imports an engine.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from topologies.errors import UsageError
 from topologies.files import atomic_write_text
 
 from .formatting import format_metric
-from .partial import is_partial, partial_text
+from .partial import is_partial, partial_text, unmeasured_reason
 from .result import Result, is_result_dir, load_result
 from .slo import SLOResult, evaluate_slos
 
@@ -45,6 +46,11 @@ class RunVerdict:
     def partial(self) -> bool:
         """Whether the run was interrupted (summary.json's ``partial``)."""
         return is_partial(self.result)
+
+    @property
+    def unmeasured(self) -> str | None:
+        """Why the run measured no request (no verdict on it), or None."""
+        return None if self.partial else unmeasured_reason(self.result.summary)
 
     @property
     def label(self) -> str:
@@ -77,9 +83,19 @@ class GateOutcome:
         return [r for r in self.runs if r.partial]
 
     @property
+    def unmeasured_runs(self) -> list[RunVerdict]:
+        """The runs that measured no request."""
+        return [r for r in self.runs if r.unmeasured]
+
+    def unjudged(self, run: RunVerdict) -> bool:
+        """Whether ``run`` gets no verdict: it measured nothing, or it is partial and
+        ``allow_partial`` is off."""
+        return bool(run.unmeasured) or (run.partial and not self.allow_partial)
+
+    @property
     def incomplete(self) -> bool:
-        """A run is partial and ``allow_partial`` is off: no verdict can be given."""
-        return bool(self.partial_runs) and not self.allow_partial
+        """Some run gets no verdict (see :meth:`unjudged`): the gate cannot give one."""
+        return any(self.unjudged(r) for r in self.runs)
 
     @property
     def passed(self) -> bool:
@@ -88,8 +104,8 @@ class GateOutcome:
 
     @property
     def exit_code(self) -> int:
-        """3 when a run is partial (without ``allow_partial``), else 0 when every SLO holds
-        and 1 when any fails."""
+        """3 when a run gets no verdict (partial without ``allow_partial``, or nothing
+        measured), else 0 when every SLO holds and 1 when any fails."""
         if self.incomplete:
             return 3
         return 0 if self.passed else 1
@@ -154,10 +170,12 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _verdict(s: SLOResult, unjudged: bool) -> str:
+def _verdict(s: SLOResult, run: RunVerdict, unjudged: bool) -> str:
     """The result cell; an SLO of a partial run left unjudged shows what it stands at."""
     if s.skipped:
         return "➖ n/a"
+    if run.unmeasured:
+        return "⚠️ no request measured"
     if unjudged:
         return f"⚠️ partial ({'pass' if s.passed else 'FAIL'} as it stands)"
     return "✅ pass" if s.passed else "❌ FAIL"
@@ -169,8 +187,12 @@ def markdown(outcome: GateOutcome) -> str:
     skipped = sum(s.skipped for s in outcome.slos)
     partial = outcome.partial_runs
     if outcome.incomplete:
-        head = (f"### faultmesh gate: ⚠️ INCOMPLETE — {len(partial)} of {len(outcome.runs)} "
-                "runs partial (interrupted): no verdict (exit 3)")
+        without = [r for r in outcome.runs if outcome.unjudged(r)]
+        why = " and ".join(w for w, n in (
+            ("partial (interrupted)", sum(r.partial for r in without)),
+            ("measured no request", sum(bool(r.unmeasured) for r in without))) if n)
+        head = (f"### faultmesh gate: ⚠️ INCOMPLETE — {len(without)} of {len(outcome.runs)} "
+                f"runs {why}: no verdict (exit 3)")
     elif outcome.passed:
         head = f"### faultmesh gate: ✅ PASS — all {n} SLO checks hold"
     else:
@@ -182,7 +204,9 @@ def markdown(outcome: GateOutcome) -> str:
         lines.append(f"- ⚠️ {_cell(run.label)}: {partial_text(run.result)}"
                      + ("; judged as it stands (--allow-partial)" if outcome.allow_partial
                         else "; its figures cover only what ran (--allow-partial judges it)"))
-    if partial:
+    for run in outcome.unmeasured_runs:
+        lines.append(f"- ⚠️ {_cell(run.label)}: {_cell(run.unmeasured or '')}")
+    if partial or outcome.unmeasured_runs:
         lines.append("")
     lines += ["| run | SLO | window | measured | limit | result |", "|---|---|---|---:|---:|---|"]
     for run in outcome.runs:
@@ -192,7 +216,7 @@ def markdown(outcome: GateOutcome) -> str:
                 f"| {_cell(run.label)} | {_cell(s.name)} | {s.window} | "
                 f"{_cell(format_metric(s.metric, s.value))} | "
                 f"{sign} {_cell(format_metric(s.metric, s.limit))} | "
-                f"{_verdict(s, run.partial and outcome.incomplete)} |")
+                f"{_verdict(s, run, outcome.unjudged(run))} |")
     return "\n".join(lines) + "\n"
 
 

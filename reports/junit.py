@@ -6,6 +6,7 @@ A violated SLO is a ``<failure>`` whose message carries the measured value and t
 A partial (interrupted) run carries the property ``partial`` = ``true`` and ``, partial`` in
 its suite's name; unless the gate allows partial runs, each of its SLOs is an ``<error>``
 of type ``PartialRun`` (no verdict: the run is incomplete) instead of a pass or a failure.
+A run that measured no request has an ``<error>`` of type ``NoRequestMeasured`` per SLO.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["junit_xml", "write_junit"]
 def junit_xml(outcome: GateOutcome) -> str:
     """The gate outcome as a JUnit XML document."""
     def unjudged(run: RunVerdict) -> bool:
-        return run.partial and outcome.incomplete
+        return outcome.unjudged(run)
 
     def counts(run: RunVerdict) -> tuple[int, int]:
         """(failures, errors) of a run's testcases."""
@@ -60,6 +61,10 @@ def junit_xml(outcome: GateOutcome) -> str:
                     + ("" if s.window == "all" else f" ({s.window} window)"))
             if s.skipped:
                 ET.SubElement(case, "skipped", message=s.note)
+            elif run.unmeasured:
+                error = ET.SubElement(case, "error", type="NoRequestMeasured",
+                                      message=f"no verdict: {run.unmeasured}")
+                error.text = f"run: {run.label}\nresult directory: {r.path}"
             elif unjudged(run):
                 error = ET.SubElement(case, "error", type="PartialRun",
                                       message=f"{why}: no verdict (--allow-partial judges it)")

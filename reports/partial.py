@@ -3,14 +3,19 @@
 An interrupted run (Ctrl-C, SIGTERM) still writes its result directory, with
 ``"partial": true`` in summary.json: its figures describe only the part that ran, so every
 place that shows a run (the report's header, the gate's table and JUnit, a comparison) says
-so with the words of :func:`partial_text`. ``notes`` are what an engine wants the reader to
-know about a run (the load generator fell behind, an interruption): :func:`run_notes`.
+so with the words of :func:`partial_text`. A run that measured no request at all (the load
+stopped in Locust's web UI before the warmup ended, a workload too thin for its window) is
+no verdict either: :func:`unmeasured_reason` says why. ``notes`` are what an engine wants
+the reader to know about a run (the load generator fell behind, an interruption): :func:`run_notes`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from topologies.units import format_duration
 
 from .formatting import format_seconds
 
@@ -18,7 +23,7 @@ if TYPE_CHECKING:
     from .result import Result
 
 __all__ = ["is_partial", "planned_duration", "reached", "interruption", "partial_text",
-           "run_notes"]
+           "unmeasured_reason", "run_notes"]
 
 
 def is_partial(result: Result) -> bool:
@@ -74,6 +79,28 @@ def partial_text(result: Result) -> str | None:
     """``partial run: interrupted at 45 s of 120 s`` for an interrupted run, else None."""
     what = interruption(result)
     return None if what is None else f"partial run: {what}"
+
+
+def unmeasured_reason(summary: Mapping[str, Any]) -> str | None:
+    """Why a run's summary.json counts no request in its measured window; None if it does.
+
+    Availability, latency and cost per answer are undefined over zero requests: judging
+    SLOs on them would call "violated" what is really a run that did not happen.
+    """
+    if summary.get("requests"):
+        return None
+    warmup = _number(summary.get("warmup")) or 0.0
+    end = _number(summary.get("end")) or 0.0
+    planned = _number(summary.get("planned_duration")) or _number(summary.get("duration")) \
+        or 0.0
+    window = f"between the warmup ({format_duration(warmup)}) and the end " \
+             f"({format_duration(min(end, planned) if end else planned)})"
+    if summary.get("engine") == "live":
+        # the load generator's own doing (stopped, or too slow to send): a STOP pressed in
+        # Locust's web UI ends the users while the run goes on to its end
+        return (f"the load sent no request {window} (was it stopped in Locust's web UI?): "
+                "nothing to judge the SLOs on")
+    return f"no request arrived {window}: nothing to judge the SLOs on"
 
 
 def run_notes(result: Result) -> list[str]:

@@ -195,13 +195,16 @@ def test_a_run_that_measured_no_request_is_no_verdict(tmp_path):
     assert "not an SLO verdict" in line and "no request arrived" in line and "(1s)" in line
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["requests"] == 0
     # gate over that run, and gate running it
-    for argv in (["gate", "r"], ["gate", "quiet.yaml", "--out", "g"]):
+    for argv in (["gate", "r", "--junit", "r.xml"], ["gate", "quiet.yaml", "--out", "g"]):
         code, out, err, _ = faultmesh(*argv, cwd=tmp_path)
         assert code == 3, (argv, out, err)
         # (gate running the topology first says what it simulates)
         assert "Traceback" not in err
+        assert "INCOMPLETE" in out and "no request measured" in out and "FAIL" not in out
         assert err.strip().splitlines()[-1].startswith("faultmesh gate: baseline (sim, seed 0):"
                                                        " not an SLO verdict: no request")
+    junit = (tmp_path / "r.xml").read_text()
+    assert 'type="NoRequestMeasured"' in junit and "<failure" not in junit
 
 
 @pytest.mark.slow

@@ -90,7 +90,6 @@ def simulate_scenarios(topology_path: str, scenario: str, out: str | None, seed:
 
 def run(args: argparse.Namespace) -> int:
     import reports
-    from faultmesh.measured import require_measured
     from faultmesh.outputs import check_output_dir, check_output_file
     from reports.gate import append_step_summary, markdown
 
@@ -126,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"appended the summary to {summary_path}", file=sys.stderr)
     if args.junit:
         print(f"wrote {args.junit}", file=sys.stderr)
-    if outcome.incomplete:
+    for r in outcome.unmeasured_runs:  # no verdict whatever the flags: exit 3, saying why
+        print(f"faultmesh gate: {r.label}: not an SLO verdict: {r.unmeasured}", file=sys.stderr)
+    if outcome.incomplete and any(r.partial for r in outcome.runs):
         print(f"faultmesh gate: {len(outcome.partial_runs)} run(s) partial (interrupted): no "
               "verdict (exit 3); --allow-partial judges them as they stand", file=sys.stderr)
-    # a run that measured no request is no verdict either: exit 3, saying why
-    require_measured([(r.label, r.result.summary) for r in outcome.runs])
     return outcome.exit_code
