@@ -113,3 +113,34 @@ def test_rate_limit_answers_429_beyond_the_bucket(tmp_path):
     # burst of 5 tokens, plus 5/s refill during the (well under a second of) requests
     assert 5 <= ok <= 9 and len(limited) == 15 - ok
     assert all(a[1]["X-Faultmesh-Error"] == "rate_limited" for a in limited)
+
+
+def test_stop_signals_repeated_during_shutdown_print_nothing(tmp_path):
+    """A teardown sends SIGCONT and SIGTERM, then SIGTERM again while the replica stops;
+    none of them may reach the event loop's closed wakeup pipe (which printed "Exception
+    ignored when trying to write to the signal wakeup fd")."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    topo = tmp_path / "t.yaml"
+    topo.write_text("version: 1\nname: t\nentry: a\nworkload: {model: open, rate: 1/s, duration: 10s}\n"
+                    "services:\n  a: {latency: {dist: constant, value: 1ms}}\n")
+    for attempt in range(5):
+        p = subprocess.Popen([sys.executable, "-m", "chaos.emulator", "--topology", str(topo),
+                              "--service", "a", "--log", str(tmp_path / f"a{attempt}.csv"),
+                              "--epoch", str(time.time())],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdout.readline().startswith("ready")
+        deadline = time.monotonic() + 10
+        while p.poll() is None and time.monotonic() < deadline:
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    os.kill(p.pid, sig)
+                except ProcessLookupError:
+                    break
+            time.sleep(0.0005)
+        _, err = p.communicate(timeout=10)
+        assert p.returncode == 0 and err == "", (attempt, p.returncode, err)

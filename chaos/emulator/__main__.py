@@ -72,8 +72,21 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         await stop.wait()
     finally:
+        _quiet_signals(loop)
         await server.stop()
     return 0
+
+
+def _quiet_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """The replica is stopping: later signals change nothing. Python-level handlers write to
+    the loop's wakeup pipe, which ``asyncio.run`` closes a moment before it unregisters it; a
+    repeated SIGTERM or the SIGCONT a teardown sends, landing in that moment, printed "Exception
+    ignored when trying to write to the signal wakeup fd". With no Python handler left, the
+    interpreter never writes there (a hung stop still ends by the parent's SIGKILL)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGCONT, signal.SIG_DFL)  # the pause-aware clock's handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
