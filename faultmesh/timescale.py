@@ -19,7 +19,7 @@ import dataclasses
 import os
 import sys
 
-from topologies import Topology, UsageError
+from topologies import Topology
 from topologies.model import FrozenMap
 
 __all__ = ["ENV", "max_duration", "capped"]
@@ -32,15 +32,9 @@ def max_duration() -> float | None:
     text = os.environ.get(ENV, "").strip()
     if not text:
         return None
-    from topologies.units import parse_duration
+    from faultmesh.arguments import duration_option
 
-    try:
-        cap = parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"{ENV}={text}: {exc}") from None
-    if not cap > 0:
-        raise UsageError(f"{ENV}={text}: must be positive")
-    return cap
+    return duration_option(text, ENV)  # 5 is 5 s, as --duration reads it
 
 
 def capped(topology: Topology, duration: float | None) -> tuple[Topology, float | None]:
