@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log", required=True, help="calls.csv rows of this replica's calls")
     p.add_argument("--epoch", type=float, required=True, help="the run's start (Unix time)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--listen-at", type=float, default=None, metavar="UNIX_TIME",
+                   help="load everything now, but listen only from this time on (a killed "
+                   "replica serves again exactly its service's restart after the kill)")
     return p
 
 
@@ -63,6 +67,14 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     # started by faultmesh: end (via SIGTERM, above) when it is gone, even killed
     ParentWatch.from_env().start()
+    if args.listen_at is not None:
+        import time
+
+        # stop signals end this wait too (stop.set above): a run may end while it waits
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, args.listen_at - time.time()))
+        if stop.is_set():
+            return 0
     try:
         port = await server.start()
     except OSError as exc:

@@ -54,14 +54,21 @@ class ReplicaProcess:
 def start_replica(topology: str, service: str, log: str, *, replica: int = 0,
                   upstreams: Mapping[str, Sequence[str]] | None = None,
                   epoch: float | None = None, seed: int = 0, host: str = "127.0.0.1",
-                  port: int = 0, ready_timeout: float = 10.0) -> ReplicaProcess:
-    """Start one replica process and wait until it listens; RunError if it does not."""
+                  port: int = 0, ready_timeout: float = 10.0,
+                  listen_at: float | None = None) -> ReplicaProcess:
+    """Start one replica process and wait until it listens; RunError if it does not.
+
+    ``listen_at`` (Unix time): the process loads at once but listens only from then on, so
+    a replica started ahead of its due time serves exactly when due."""
     cmd = [sys.executable, "-m", "chaos.emulator", "--topology", os.fspath(topology),
            "--service", service, "--replica", str(replica), "--host", host,
            "--port", str(port), "--log", log, "--seed", str(seed),
            "--epoch", repr(time.time() if epoch is None else epoch)]
     for callee, addresses in (upstreams or {}).items():
         cmd += ["--upstream", f"{callee}={','.join(addresses)}"]
+    if listen_at is not None:
+        cmd += ["--listen-at", repr(listen_at)]
+        ready_timeout += max(0.0, listen_at - time.time())
     # the replica ends itself should this process die without stopping it (SIGKILL)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=child_env())
     assert p.stdout is not None

@@ -8,8 +8,8 @@ replica processes, and how it is undone (docs/live.md, Fault mapping).
 * ``errors`` and ``slow`` go to every replica's admin API (and to replicas started or
   restarted while they are active);
 * ``kill`` SIGKILLs replicas, which serve again on the same port after the service's
-  ``restart`` (their process is started that long after the kill, less the time a replica
-  process takes to start); ``pause`` SIGSTOPs them for the window (SIGCONT at its end).
+  ``restart`` (their process starts ahead and listens from the due time on); ``pause``
+  SIGSTOPs them for the window (SIGCONT at its end).
 
 Replicas are chosen as the simulator chooses them: ``kill`` the first ``replicas`` (default
 1) of those serving, ``pause`` and ``partition`` the first ``replicas`` (default all) of
@@ -103,9 +103,12 @@ def apply(run: LiveRun, a: Applied, tag: str) -> None:
         for rep in victims:
             rep.process.process.kill()
             rep.process.process.wait()
-            run.book.set_down(rep, time.time(), True)
-            lead = min(restart, run.startup_time())  # serving again after ``restart``
-            timer = threading.Timer(restart - lead, run.restart, args=(a, rep))
+            killed = time.time()
+            run.book.set_down(rep, killed, True)
+            # started ahead, listening from the due time: serving again after ``restart``
+            lead = min(restart, run.startup_time())
+            timer = threading.Timer(restart - lead, run.restart,
+                                    args=(a, rep, killed + restart))
             timer.daemon = True
             run.timers.append(timer)
             timer.start()

@@ -56,21 +56,25 @@ class ReplicaLifecycle:
             return spec.replicas
         return min(spec.autoscale.max, max(spec.autoscale.min, spec.replicas))
 
-    def _process(self, name: str, k: int, port: int = 0) -> Any:
+    def _process(self, name: str, k: int, port: int = 0,
+                 listen_at: float | None = None) -> Any:
         from chaos.emulator.launch import start_replica
 
         began = time.monotonic()
         process = start_replica(self.topo_path, name, self._log(name, k), replica=k,
                                 upstreams=self.upstreams[name], epoch=self.epoch,
-                                seed=self.seed, port=port)
-        self._startups.append(time.monotonic() - began)
+                                seed=self.seed, port=port, listen_at=listen_at)
+        if listen_at is None:
+            self._startups.append(time.monotonic() - began)
         return process
 
     def startup_time(self) -> float:
-        """The shortest time a replica process took to start listening in this run: a
-        killed replica's restart begins this much before it is due, so it serves again
-        after the service's ``restart``, not ``restart`` plus the process's own start."""
-        return min(self._startups, default=0.0)
+        """How long before it is due a killed replica's restart begins: the longest time a
+        replica process took to start listening in this run, and half a second more. The
+        process loads then and listens from the due time on (``--listen-at``), so it serves
+        again exactly the service's ``restart`` after the kill, neither earlier (a start
+        faster than the estimate) nor later (the process's own start added)."""
+        return max(self._startups, default=1.0) + 0.5
 
     def _log(self, name: str, k: int) -> str:
         return os.path.join(os.path.abspath(self.logs), f"{name}-{k}.csv")
@@ -149,12 +153,13 @@ class ReplicaLifecycle:
         rep.process.stop()
         rep.exited = True
 
-    def restart(self, a: Applied, rep: Replica) -> None:
-        """A killed replica serves again on its port (the end of the kill's window)."""
+    def restart(self, a: Applied, rep: Replica, due: float | None = None) -> None:
+        """A killed replica serves again on its port from ``due`` (Unix time; the end of the
+        kill's window)."""
         if self._stop.is_set() or rep.stopped is not None or rep.port is None:
             return
         try:
-            process = self._process(rep.service, rep.index, port=rep.port)
+            process = self._process(rep.service, rep.index, port=rep.port, listen_at=due)
         except RunError as exc:
             self.problem(f"restart of {rep.service}#{rep.index}: {exc}")
             return
