@@ -22,6 +22,17 @@ if [ "${1:-}" = "--test" ]; then
             echo "setup: chromium not found and cannot install it; browser tests will be skipped" >&2
         fi
     fi
+    if ! command -v mmdebstrap >/dev/null 2>&1; then
+        # builds faultmesh's container images with no registry (faultmesh images build)
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "setup: installing mmdebstrap (Debian package) for faultmesh images build"
+            apt-get update -qq >/dev/null || true
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null \
+                || echo "setup: could not install mmdebstrap; faultmesh images build will exit 3" >&2
+        else
+            echo "setup: mmdebstrap not found and cannot install it; faultmesh images build will exit 3 and image tests skip" >&2
+        fi
+    fi
 else
     echo "setup: installing faultmesh and its dependencies (about a minute)"
     .venv/bin/python -m pip install -q --disable-pip-version-check -e .
