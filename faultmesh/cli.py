@@ -19,7 +19,7 @@ from topologies.errors import FaultmeshError, TopologyError
 __all__ = ["main", "build_parser", "version", "COMMANDS"]
 
 COMMANDS = ("validate", "graph", "schema", "sim", "live", "report", "gate", "sweep", "proxy",
-            "clean")
+            "clean", "images")
 
 
 class _Parser(argparse.ArgumentParser):
