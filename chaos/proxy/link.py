@@ -19,6 +19,10 @@ until the toxic is removed, then closed); ``reset_peer`` drops data and resets t
 
 When the upstream refuses the proxy's connection, the client's connection is reset (RST,
 before any byte) and the proxy is told (``on_refused``), so it can refuse in turn.
+
+Every chunk first goes through the connection's :class:`~chaos.proxy.httpflow.HttpFlow`,
+which frames HTTP/1.1 messages and applies the HTTP toxics (or passes non-HTTP bytes
+untouched); the TCP toxics then act on what it forwards.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from random import Random
 
-from chaos.proxy.toxics import Toxic
+from chaos.proxy.httpflow import HttpFlow
+from chaos.proxy.toxics import HTTP_TOXICS, Toxic
 
 __all__ = ["Connection", "Link"]
 
@@ -94,7 +99,8 @@ class Link:
 
     def _active(self) -> list[Toxic]:
         return [t for t in self.conn.chain(self.stream)
-                if (s := self.states.get(t.uid)) is not None and s.active]
+                if t.type not in HTTP_TOXICS
+                and (s := self.states.get(t.uid)) is not None and s.active]
 
     async def _close_after(self, delay: float, reset: bool = False) -> None:
         await asyncio.sleep(delay)
@@ -117,7 +123,10 @@ class Link:
         try:
             while (item := await self._queue.get()) is not None:
                 stamp, data = item
-                await self._through(data, stamp, self._active())
+                if self.stream == "upstream":
+                    await self.conn.http.requests_in(self, data, stamp)
+                else:
+                    await self.conn.http.responses_in(self, data, stamp)
                 if self.conn.closed:  # a toxic ended the connection
                     return
             delays = [t.attr("delay") for t in self._active() if t.type == "slow_close"]
@@ -226,6 +235,7 @@ class Connection:
         self.rng = rng
         self.links: dict[str, Link] = {}
         self.timeouts: set[int] = set()  # uids of active timeout toxics (closing on removal)
+        self.http = HttpFlow(self)
         self.closed = False
         self._on_close = on_close
         self._on_refused = on_refused
