@@ -12,6 +12,9 @@ Sections:
 * :mod:`~chaos.proxy.proxy` — a proxy: listener, upstream, connections, toxic chains;
 * :mod:`~chaos.proxy.link` — a proxied connection and what toxics do to its bytes;
 * :mod:`~chaos.proxy.toxics` — toxic types, attributes, defaults and validation;
+* :mod:`~chaos.proxy.httpframe` — HTTP/1.1 message framing of a connection's bytes;
+* :mod:`~chaos.proxy.httpflow` — the HTTP toxics (``http_error``, ``http_slow``,
+  ``http_fail_first``) at work on a connection;
 * :mod:`~chaos.proxy.errors` — the API's errors.
 """
 

@@ -140,7 +140,7 @@ class HttpFlow:
                     if out:
                         await link._through(bytes(out), stamp, link._active())
                         out.clear()
-                    await self._answer(toxic, piece.head)
+                    await self._answer(toxic, piece.head, body_follows=not piece.ends)
                     if self.conn.closed:
                         return
                     continue
@@ -185,15 +185,21 @@ class HttpFlow:
                     slow["rate"] = rate
         return None, slow
 
-    async def _answer(self, toxic: Toxic, head: Head) -> None:
-        """Answer in the upstream's place, after the responses to earlier requests."""
+    async def _answer(self, toxic: Toxic, head: Head, body_follows: bool) -> None:
+        """Answer in the upstream's place, after the responses to earlier requests.
+
+        A client waiting for ``100 Continue`` may never send the body the proxy would have
+        to skip, so that connection is closed after the answer (as servers do).
+        """
         await self._idle.wait()
         if self.conn.closed:
             return
+        expects = "100-continue" in (head.get("expect") or "").lower()
+        close = not head.keep_alive or (expects and body_follows)
         writer = self.conn.client_writer
-        writer.write(answer_bytes(toxic, head, close=not head.keep_alive))
+        writer.write(answer_bytes(toxic, head, close=close))
         await writer.drain()
-        if not head.keep_alive:
+        if close:
             self.conn.close(graceful=True)
 
     # --- server → client ------------------------------------------------------------------
