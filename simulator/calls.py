@@ -45,6 +45,7 @@ from .errors import (
     E_TIMEOUT,
     retry_class,
 )
+from .faults import retransmission_delay
 from .recorder import Recorder
 from .replica import Replica, ServiceRuntime, thaw
 
@@ -82,7 +83,7 @@ class Edge:
     __slots__ = ("caller", "caller_index", "site", "callee", "call", "timeout", "p",
                  "request_size",
                  "degrade", "retry", "uniform", "net", "plain", "proc", "has_policies",
-                 "by_caller", "cut", "short_circuited")
+                 "by_caller", "cut", "short_circuited", "loss_draw")
 
     def __init__(self, caller: str, caller_index: int, callee: ServiceRuntime, call: Call,
                  uniform: Callable[[], float], site: int = 0):
@@ -107,6 +108,7 @@ class Edge:
         self.proc = False
         self.plain = False
         self.short_circuited = 0
+        self.loss_draw: Callable[[], float] | None = None   # set when a loss fault targets it
 
     @property
     def name(self) -> str:
@@ -257,6 +259,8 @@ class CallExecutor:
                 delay += (2.0 * self.network_uniform() - 1.0) * net.jitter
             if net.bandwidth:
                 delay += e.request_size / net.bandwidth
+            if net.loss and e.loss_draw is not None:
+                delay += retransmission_delay(net.loss, e.loss_draw)   # the request's segment
             if delay > 0:
                 yield env.timeout(delay)
         if svc.bucket is not None and not svc.bucket.take(env.now):
@@ -287,9 +291,15 @@ class CallExecutor:
         if rep.partitioned_until > env.now:   # cut off while working: the answer is lost
             return (yield from self._swallowed(rep, e.timeout, cid))
         net = e.net
-        if net is not None and net.bandwidth:
-            size = svc.spec.response_bytes(self.rec.llm.get(cid, (0.0, 0.0, 0))[2])
-            yield env.timeout(size / net.bandwidth)
+        if net is not None:
+            back = 0.0
+            if net.bandwidth:
+                size = svc.spec.response_bytes(self.rec.llm.get(cid, (0.0, 0.0, 0))[2])
+                back = size / net.bandwidth
+            if net.loss and e.loss_draw is not None:
+                back += retransmission_delay(net.loss, e.loss_draw)   # the answer's segment
+            if back > 0:
+                yield env.timeout(back)
         return st, er
 
     # -- handling at a replica ---------------------------------------------------------
@@ -300,6 +310,8 @@ class CallExecutor:
         rec = self.rec
         spec = svc.spec
         rep.active += 1
+        if svc.oom is not None:
+            svc.oom(rep)    # a memory fault: one more request in progress may cross the limit
         try:
             if rep.paused_until > env.now:
                 yield from self._frozen(rep)
@@ -323,7 +335,7 @@ class CallExecutor:
             try:
                 draw = self.latency.get(svc.name)
                 if draw is not None:
-                    d = draw() * svc.slow
+                    d = draw() * svc.own_slow
                     workers = rep.workers
                     if slots is None and svc.queue_limit is not None \
                             and workers.count >= workers.capacity \

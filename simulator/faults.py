@@ -1,8 +1,19 @@
 """Faults: what each fault type of a scenario does to the simulated system, in its window.
 
-Network faults (``latency``, ``bandwidth``, ``down``, ``timeout``, ``reset_peer``) act on
-edges: every edge into the target service, or the one edge ``caller->callee``. The other
-types act on the target service (the callee of an edge target):
+Network faults (``latency``, ``bandwidth``, ``down``, ``timeout``, ``reset_peer``, ``loss``)
+act on edges: every edge into the target service, or the one edge ``caller->callee``. The
+other types act on the target service (the callee of an edge target):
+
+* ``loss`` loses each attempt's request and its answer each with ``probability`` p, as a TCP
+  segment lost and sent again: a lost segment costs one retransmission timeout, ``RTO_MIN``
+  (200 ms, Linux's minimum) the first time, doubled for every further loss of the same
+  segment (at most ``RTO_MAX``, Linux's 120 s); the attempt's timeout, when it has one, ends
+  the wait as for any slow answer (:func:`retransmission_delay`);
+* ``cpu`` divides own processing time by ``fraction`` for what starts in the window (a CPU
+  quota cut); an LLM's iterations run on its GPU and are not slowed;
+* ``memory`` OOM-kills a replica whose ``memory.base + memory.per_request x requests in
+  progress`` exceeds ``limit`` during the window: as a ``kill`` of that replica (its requests
+  fail, it serves again after ``restart``), one faults.csv row per OOM kill;
 
 * ``errors`` answers a share ``rate`` of requests with ``status`` (default 500) at once;
 * ``slow`` multiplies own processing time (and LLM prefill/decode time) by ``factor``;
@@ -22,6 +33,7 @@ A fault whose duration is None lasts to the end of the run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import simpy
@@ -34,11 +46,25 @@ if TYPE_CHECKING:
     from .engine import Simulation
     from .replica import Replica, ServiceRuntime
 
-__all__ = ["NetState", "FaultInjector", "CUTTING"]
+__all__ = ["NetState", "FaultInjector", "CUTTING", "RTO_MIN", "RTO_MAX",
+           "retransmission_delay"]
 
 INF = math.inf
 #: Network faults that also hit the connections open when they start.
 CUTTING = ("down", "reset_peer", "timeout")
+#: Linux's bounds on TCP's retransmission timeout (TCP_RTO_MIN, TCP_RTO_MAX).
+RTO_MIN = 0.2
+RTO_MAX = 120.0
+
+
+def retransmission_delay(p: float, uniform: Callable[[], float]) -> float:
+    """Seconds one segment is late under loss ``p``: each try is lost with probability p
+    (a draw below p); the k-th loss in a row costs ``min(RTO_MIN x 2^(k-1), RTO_MAX)``."""
+    delay, rto = 0.0, RTO_MIN
+    while uniform() < p:
+        delay += rto
+        rto = min(2.0 * rto, RTO_MAX)
+    return delay
 
 
 class NetState:
@@ -48,7 +74,7 @@ class NetState:
     connection is closed, or 0 (it hangs until ``hang_until``, the end of the fault window).
     """
 
-    __slots__ = ("down", "reset", "hang", "hang_until", "latency", "jitter", "bandwidth")
+    __slots__ = ("down", "reset", "hang", "hang_until", "latency", "jitter", "bandwidth", "loss")
 
     def __init__(self, faults: list[tuple[Fault, float]]):
         self.down = any(f.type == "down" for f, _ in faults)
@@ -60,6 +86,11 @@ class NetState:
         self.jitter = sum(float(f.jitter or 0.0) for f, _ in faults if f.type == "latency")
         rates = [float(f.rate) for f, _ in faults if f.type == "bandwidth" and f.rate]
         self.bandwidth = min(rates) if rates else 0.0
+        keep = 1.0
+        for f, _ in faults:
+            if f.type == "loss":
+                keep *= 1.0 - float(f.probability or 0.0)   # independent losses compound
+        self.loss = 1.0 - keep
 
 
 class FaultInjector:
@@ -70,11 +101,17 @@ class FaultInjector:
         self.env: simpy.Environment = sim.env
         self.active: dict[int, list[tuple[Fault, float]]] = {}   # id(edge) -> faults
         self.service_faults: dict[str, list[Fault]] = {}
+        self.memory_faults: dict[str, list[Fault]] = {}
+        self.oom_pending: set[Replica] = set()
         for f in faults:
             self._check(f)
         for i, f in enumerate(faults):
-            if f.type == "kill":
+            if f.type in ("kill", "memory"):
                 sim.services[f.service].killable = True
+            if f.type == "loss":
+                for e in self._edges(f):
+                    if e.loss_draw is None:   # one stream per edge: its own loss draws
+                        e.loss_draw = sim.streams.uniform(f"loss:{e.name}:{e.site}")
             if f.type in CUTTING:
                 for e in self._edges(f):
                     if e.cut is None:
@@ -87,6 +124,12 @@ class FaultInjector:
             raise UsageError(f"fault {f.type} targets unknown service {f.service!r}")
         if f.edge is not None and not self._edges(f):
             raise UsageError(f"fault {f.type} targets {f.target!r}, which is not an edge")
+        if f.type == "loss" and not 0.0 < float(f.probability or 0.0) < 1.0:
+            raise UsageError(f"fault loss on {f.target!r}: probability must lie between 0 "
+                             f"and 1, not {f.probability!r}")
+        if f.type == "memory" and services[f.service].spec.memory is None:
+            raise UsageError(f"fault memory on {f.target!r}: services.{f.service}.memory is "
+                             "not given")
 
     def _edges(self, f: Fault) -> list[Edge]:
         edges = self.sim.edges_into[f.service]
@@ -112,7 +155,7 @@ class FaultInjector:
             if f.end is not None:
                 yield env.timeout(end - env.now)
                 self._network(f, end, -1)
-        elif f.type in ("errors", "slow"):
+        elif f.type in ("errors", "slow", "cpu"):
             self.service_faults.setdefault(svc.name, []).append(f)
             self._service_state(svc)
             if f.end is not None:
@@ -137,6 +180,13 @@ class FaultInjector:
         elif f.type == "rollout":
             yield from self._rollout(svc, f)
             row[3] = env.now
+        elif f.type == "memory":
+            self.memory_faults.setdefault(svc.name, []).append(f)
+            self._memory_state(svc)
+            if f.end is not None:
+                yield env.timeout(end - env.now)
+                self.memory_faults[svc.name].remove(f)
+                self._memory_state(svc)
 
     def _chosen(self, svc: ServiceRuntime, f: Fault) -> list[Replica]:
         reps = [r for r in svc.replicas if not r.stopped]
@@ -166,17 +216,57 @@ class FaultInjector:
     def _service_state(self, svc: ServiceRuntime) -> None:
         faults = self.service_faults.get(svc.name, [])
         slow = 1.0
+        cpu = 1.0
         keep = 1.0
         status = 500
         for f in faults:
             if f.type == "slow":
                 slow *= float(f.factor if f.factor is not None else 1.0)
+            elif f.type == "cpu":
+                cpu *= float(f.fraction or 1.0)
             else:
                 keep *= 1.0 - float(f.rate if f.rate is not None else 1.0)
                 status = int(f.status or 500)
         svc.slow = slow
+        svc.own_slow = slow / cpu     # the CPU cut slows own processing, not GPU iterations
         svc.fault_error = 1.0 - keep
         svc.fault_status = status
+
+    def _memory_state(self, svc: ServiceRuntime) -> None:
+        """Arm (or disarm) the OOM check of ``svc`` with the lowest limit in force, and check
+        every replica at once: one may already hold more."""
+        limits = [float(f.limit) for f in self.memory_faults.get(svc.name, []) if f.limit]
+        memory = svc.spec.memory
+        if not limits or memory is None:
+            svc.oom = None
+            return
+        limit = min(limits)
+
+        def check(rep: Replica) -> None:
+            if memory.held(rep.active) > limit and rep.alive and rep not in self.oom_pending:
+                self.oom_pending.add(rep)
+                self.env.process(self._oom_kill(svc, rep, limit))
+
+        svc.oom = check
+        for rep in svc.serving:
+            check(rep)
+
+    def _oom_kill(self, svc: ServiceRuntime, rep: Replica, limit: float):
+        """The kernel's OOM killer ends ``rep`` as a ``kill`` does; it serves again after the
+        service's ``restart``. (A process of its own: the request that crossed the limit must
+        not interrupt itself.)"""
+        env = self.env
+        yield env.timeout(0)
+        self.oom_pending.discard(rep)
+        if not rep.alive or rep.stopped:
+            return
+        self.kill(rep)
+        back = env.now + svc.spec.restart
+        self.sim.rec.faults.append(["memory", svc.name, env.now, back,
+                                    {"limit": limit, "oom_kill": rep.index}])
+        yield env.timeout(svc.spec.restart)
+        if not rep.stopped:
+            self.restart(rep)
 
     # -- replica events -------------------------------------------------------------------
 

@@ -170,7 +170,10 @@ class ServiceRuntime:
         self.bucket = TokenBucket(spec.rate_limit) if spec.rate_limit else None
         self.queue_limit = spec.queue
         self.queue_timeout = spec.queue_timeout
-        self.slow = 1.0
+        self.slow = 1.0          # slow faults: own processing and LLM iterations
+        self.own_slow = 1.0      # slow and cpu faults: own processing only
+        # a memory fault in force: called with a replica whose requests in progress grew
+        self.oom: Callable[[Replica], None] | None = None
         self.fault_error = 0.0
         self.fault_status = 500
         self.killable = False

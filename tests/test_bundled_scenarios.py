@@ -267,6 +267,14 @@ EXPECTED: dict[tuple[str, str], tuple[Check, ...]] = {
     ("recommender", "online-store-shard-partition"): (
         C(p99, ">=x", 1.25), C(retries("feature-store->online-store"), ">=+", 100)),
     ("recommender", "ranker-bandwidth"): (C(p99, ">=x", 1.5), C(avail, ">=", 0.999)),
+    ("recommender", "online-store-packet-loss"): (   # a lost segment outlasts the timeout
+        C(retries("feature-store->online-store"), ">=+", 100), C(p99, ">=x", 1.04),
+        C(avail, ">=", 0.999)),
+    ("recommender", "feature-store-cpu-throttle"): (
+        C(edge_p50("pipeline->feature-store"), ">=x", 2.0), C(avail, ">=", 0.999)),
+    ("recommender", "candidate-gen-memory-limit"): (  # a crash loop: OOM-killed at each start
+        C(full, "<=+", -0.25), C(avail, ">=", 0.999),
+        C(short_circuited("candidate-gen"), ">=", 100)),
     # router
     ("router", "large-llm-outage"): (C(full, "<=+", -0.15), C(avail, ">=", 0.995)),
     ("router", "large-llm-brownout"): (

@@ -2,7 +2,7 @@
 breakers, fallbacks, rate limits, balancers, LLM batching, autoscaling and every fault type.
 Whatever the mix, the run completes, every request is counted exactly once, times are
 ordered, degraded answers are successes, and every attempt belongs to a known request.
-Hypothesis draws too few examples to meet all 11 fault types, so each type also runs
+Hypothesis draws too few examples to meet all 14 fault types, so each type also runs
 deterministically on a fixed topology (parametrized over FAULT_TYPES)."""
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ def _call(draw, j: int) -> str:
 EXTRA = {"latency": "latency: 100ms, jitter: 20ms", "bandwidth": "rate: 2KB/s",
          "timeout": "timeout: 50ms", "errors": "rate: 50%, status: 503",
          "slow": "factor: 4", "kill": "replicas: 1", "pause": "replicas: 1",
-         "partition": "replicas: 1", "rollout": "batch: 1, startup: 2s"}
+         "partition": "replicas: 1", "rollout": "batch: 1, startup: 2s",
+         "loss": "probability: 20%", "cpu": "fraction: 25%",
+         # 64Mi + 1Mi per request in progress: the first request in progress crosses it
+         "memory": "limit: 64.5Mi"}
 
 
 def _fault_text(kind: str, target: str) -> str:
@@ -82,7 +85,8 @@ def rich_topologies(draw):
                   f"balancer: {draw(st.sampled_from(['round_robin', 'random', 'least_request']))}",
                   f"error_rate: {draw(st.sampled_from([0.0, 0.1]))}",
                   "latency: {dist: exponential, mean: 10ms}", "restart: 3s",
-                  "cost: {per_replica_hour: 1.0}", f"calls: [{', '.join(steps)}]"]
+                  "cost: {per_replica_hour: 1.0}", f"calls: [{', '.join(steps)}]",
+                  "memory: {base: 64Mi, per_request: 1Mi}"]
         if draw(st.booleans()):
             fields += ["concurrency: 4", "queue: 3", "queue_timeout: 1s"]
         if draw(st.booleans()):
@@ -144,7 +148,7 @@ services:
          circuit_breaker: {failure_rate: 0.5, min_calls: 5, window: 5s, open_for: 2s}}
       - {parallel: [{to: s2, timeout: 1s}, {to: s3, p: 0.5}]}
   s1: {replicas: 3, workers: 2, balancer: least_request, restart: 3s,
-       latency: {dist: exponential, mean: 20ms},
+       latency: {dist: exponential, mean: 20ms}, memory: {base: 64Mi, per_request: 1Mi},
        autoscale: {min: 3, max: 5, interval: 2s, cold_start: 2s, cooldown: 4s, target: 0.6}}
   s2: {kind: llm, replicas: 2, llm: {max_batch: 4, prompt_tokens: 50, output_tokens:
        {dist: exponential, mean: 8}, prefill_per_token: 0.1ms,
@@ -156,8 +160,8 @@ scenarios:
 """
 #: What each fault type does to s1's calls in its window [8 s, 14 s): some fail, or they
 #: take longer; a rollout takes replicas out of service one by one.
-FAILS = {"down", "timeout", "reset_peer", "errors", "kill"}
-SLOWS = {"latency", "bandwidth", "slow", "pause", "partition"}
+FAILS = {"down", "timeout", "reset_peer", "errors", "kill", "memory"}
+SLOWS = {"latency", "bandwidth", "slow", "pause", "partition", "loss", "cpu"}
 ONE_BY_ONE = {"rollout"}
 CASES = [(kind, target) for kind in FAULT_TYPES
          for target in (["s1", "s0->s1"] if kind in NETWORK_FAULTS else ["s1"])]
@@ -165,7 +169,7 @@ CASES = [(kind, target) for kind in FAULT_TYPES
 
 def test_the_cases_cover_every_fault_type():
     assert {kind for kind, _ in CASES} == set(FAULT_TYPES) == FAILS | SLOWS | ONE_BY_ONE
-    assert len(FAULT_TYPES) == 11
+    assert len(FAULT_TYPES) == 14
 
 
 @pytest.mark.parametrize("kind, target", CASES, ids=[f"{k}@{t}" for k, t in CASES])
@@ -178,8 +182,12 @@ def test_every_fault_type_is_applied_and_keeps_the_books_straight(kind, target):
     base = simulator.simulate(t, None, seed=3)
     _books_are_straight(r)
     applied = r.faults.iloc[0]
-    assert len(r.faults) == 1 and (applied["type"], applied["target"], applied["start"]) == \
-        (kind, target, 8.0)
+    assert (applied["type"], applied["target"], applied["start"]) == (kind, target, 8.0)
+    # a memory fault adds a row per OOM kill it caused (in its window); no other type adds any
+    ooms = r.faults.iloc[1:]
+    assert len(ooms) == 0 if kind != "memory" else len(ooms) >= 1 and \
+        ooms["start"].between(8.0, 14.0).all() and ooms["parameters"].str.contains(
+            "oom_kill").all()
 
     def window(res):
         c = res.calls[res.calls["callee"] == "s1"]

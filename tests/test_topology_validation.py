@@ -198,6 +198,58 @@ CASES = [
     ("slo-without-metric", "{metric: availability, min: 99%}", "{min: 99%} #<<",
      "slos[0]: missing required field 'metric'"),
     ("bad-tagged-scalar", "        replicas: 2", "        replicas: !!int two #<<", "bad value"),
+    # user services (image/command, port, health, env) and memory
+    ("port-out-of-range", "      cache: {kind: cache}", "      cache: {kind: cache, port: 70000} #<<",
+     "services.cache.port: must be at most 65535, got 70000"),
+    ("health-not-a-path", "      cache: {kind: cache}", "      cache: {kind: cache, health: healthz} #<<",
+     "services.cache.health: an HTTP path starts with '/' and has no spaces, got 'healthz'"),
+    ("image-not-text", "      cache: {kind: cache}", "      cache: {kind: cache, image: 5} #<<",
+     "services.cache.image: expected a text, got int 5"),
+    ("command-empty", "      cache: {kind: cache}", "      cache: {kind: cache, command: ''} #<<",
+     "services.cache.command: an empty command: give the program to run"),
+    ("command-unbalanced-quote", "      cache: {kind: cache}",
+     "      cache: {kind: cache, command: 'redis-server \"x'} #<<",
+     "services.cache.command: cannot split the command: No closing quotation"),
+    ("command-item-not-text", "      cache: {kind: cache}",
+     "      cache: {kind: cache, command: [redis-server, 6379]} #<<",
+     "services.cache.command[1]: expected a text, got int 6379 (quote it)"),
+    ("command-not-a-list", "      cache: {kind: cache}",
+     "      cache: {kind: cache, command: {run: x}} #<<",
+     "services.cache.command: expected a list of texts or a command line, got a mapping"),
+    ("env-bad-name", "      cache: {kind: cache}", "      cache: {kind: cache, env: {1X: a}} #<<",
+     "services.cache.env.1X: an environment variable name uses letters, digits and '_'"),
+    ("env-reserved-name", "      cache: {kind: cache}",
+     "      cache: {kind: cache, env: {FAULTMESH_LLM_URL: x}} #<<",
+     "services.cache.env.FAULTMESH_LLM_URL: FAULTMESH_LLM_URL is set by faultmesh"),
+    ("env-port-reserved", "      cache: {kind: cache}", "      cache: {kind: cache, env: {PORT: 1}} #<<",
+     "services.cache.env.PORT: PORT is set by faultmesh"),
+    ("env-value-not-text", "      cache: {kind: cache}",
+     "      cache: {kind: cache, env: {DEBUG: true}} #<<",
+     "services.cache.env.DEBUG: expected a text, got a boolean (true) (quote it)"),
+    ("env-not-a-mapping", "      cache: {kind: cache}", "      cache: {kind: cache, env: [A=1]} #<<",
+     "services.cache.env: expected a mapping NAME: value, got a list"),
+    ("callees-share-a-variable", "      cache: {kind: cache}",
+     "      cache: {kind: cache, image: c, calls: [{to: a-b}, {to: a.b}]} #<<\n"
+     "      a-b: {}\n      a.b: {}",
+     "services.cache.calls: calls 'a-b' and 'a.b', whose addresses would both be passed in "
+     "FAULTMESH_A_B_URL"),
+    ("memory-malformed-size", "      cache: {kind: cache}",
+     "      cache: {kind: cache, memory: {base: 64 megs}} #<<",
+     "services.cache.memory.base: unknown size unit 'megs'"),
+    ("loss-probability-one", FAULT, "{type: loss, target: llm, probability: 1} #<<",
+     "faults[0].probability: must be less than 1"),
+    ("loss-probability-zero", FAULT, "{type: loss, target: llm, probability: 0} #<<",
+     "faults[0].probability: must be greater than 0, got 0"),
+    ("loss-without-probability", FAULT, "{type: loss, target: gateway->llm} #<<",
+     "scenarios.brownout.faults[0]: missing required field 'probability'"),
+    ("cpu-fraction-zero", FAULT, "{type: cpu, target: llm, fraction: 0%} #<<",
+     "faults[0].fraction: must be greater than 0, got 0%"),
+    ("cpu-fraction-above-one", FAULT, "{type: cpu, target: llm, fraction: 1.5} #<<",
+     "faults[0].fraction: must be at most 1, got 1.5"),
+    ("memory-fault-without-memory", FAULT, "{type: memory, target: llm, limit: 256Mi} #<<",
+     "faults[0].target: a memory fault needs services.llm.memory"),
+    ("memory-limit-zero", FAULT, "{type: memory, target: llm, limit: 0Mi} #<<",
+     "faults[0].limit: must be greater than 0, got 0Mi"),
     ("merge-key-not-a-mapping", "      cache: {kind: cache}", "      cache: {kind: cache, <<: 5} #<<",
      "a merge key (<<) needs a mapping or a list of mappings"),
 ]
@@ -333,3 +385,30 @@ def test_override_into_a_list_or_scalar_is_checked(base_text):
         topologies.override(topo, {"services.gateway.calls.7.timeout": "1s"})
     with pytest.raises(TopologyError, match="not a mapping, cannot set 'x'"):
         topologies.override(topo, {"services.gateway.replicas.x": 1})
+
+
+def test_user_service_fields_and_their_environment(base_text):
+    from topologies.userservice import dependency_env, env_name, is_user_service
+
+    text = base_text.replace("  cache: {kind: cache}", "  cache: {kind: cache}\n  search-v2: {}")
+    text = text.replace("  vectordb: {kind: vectordb, latency: 5ms}",
+                        "  vectordb: {kind: vectordb, latency: 5ms, image: my/vdb:1, "
+                        "command: 'python -m vdb --index \"a b\"', port: 9000, health: /ready, "
+                        "env: {INDEX: corpus, THREADS: 4}, memory: {base: 64Mi, per_request: 1Mi},"
+                        " calls: [{to: search-v2}]}")
+    topo = topologies.loads(text)
+    vdb = topo.services["vectordb"]
+    assert is_user_service(vdb) and not is_user_service(topo.services["cache"])
+    assert vdb.command == ("python", "-m", "vdb", "--index", "a b")
+    assert (vdb.port, vdb.health, dict(vdb.env)) == (9000, "/ready",
+                                                     {"INDEX": "corpus", "THREADS": "4"})
+    assert (vdb.memory.base, vdb.memory.per_request) == (64 * 2**20, 2**20)
+    assert topo.services["cache"].port == 8080 and topo.services["cache"].health == "/healthz"
+    assert env_name("search-v2") == "FAULTMESH_SEARCH_V2_URL"
+    env = dependency_env(topo, "vectordb", {"search-v2": ["127.0.0.1:7001", "10.0.0.2:7002"]}, 1)
+    assert env == {"INDEX": "corpus", "THREADS": "4",
+                   "FAULTMESH_SEARCH_V2_URL": "http://127.0.0.1:7001",
+                   "FAULTMESH_SEARCH_V2_URLS": "http://127.0.0.1:7001,http://10.0.0.2:7002",
+                   "FAULTMESH_SERVICE": "vectordb", "FAULTMESH_REPLICA": "1", "PORT": "9000"}
+    # the resolved topology written back reads the same
+    assert topologies.loads(topologies.dump(topo)).services == topo.services

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from . import units
 from .kinds import (
     INVALID,
     Checker,
@@ -23,7 +24,7 @@ from .kinds import (
     line_of,
 )
 from .model import FAULT_TYPES, SLO, SLO_METRICS, Fault, Scenario
-from .scalars import BANDWIDTH, BOOL, FRACTION, RATE, TEXT, duration, number, whole
+from .scalars import BANDWIDTH, BOOL, FRACTION, RATE, SIZE, TEXT, duration, number, whole
 
 __all__ = ["FaultKind", "SLOKind", "SCENARIO"]
 
@@ -35,6 +36,18 @@ _FAULT_COMMON = {
     "duration": Field(duration(lo_open=True, nullable=True), "default: to the end of the run"),
 }
 _REPLICAS = Field(whole(1), "how many replicas")
+
+
+def _probability(value: Any) -> float:
+    p = units.parse_fraction(value)
+    if p >= 1.0:
+        raise ValueError(f"must be less than 1 (every packet lost is a `down` or a "
+                         f"`partition` fault), got {value}")
+    return p
+
+
+_PROBABILITY = Scalar(_probability, FRACTION.schema(), lo=0.0, lo_open=True)
+_LIMIT = Scalar(units.parse_size, SIZE.schema(), lo=0.0, lo_open=True)
 _FAULT_PARAMS: dict[str, dict[str, Field]] = {
     "latency": {"latency": Field(duration(), required=True), "jitter": Field(duration())},
     "bandwidth": {"rate": Field(BANDWIDTH, "bytes per second (100KB/s)", required=True)},
@@ -48,6 +61,12 @@ _FAULT_PARAMS: dict[str, dict[str, Field]] = {
     "pause": {"replicas": _REPLICAS},
     "partition": {"replicas": _REPLICAS},
     "rollout": {"batch": Field(whole(1)), "startup": Field(duration()), "surge": Field(BOOL)},
+    "loss": {"probability": Field(_PROBABILITY, "share of packets lost, each way",
+                                  required=True)},
+    "cpu": {"fraction": Field(Scalar(units.parse_fraction, FRACTION.schema(), lo=0.0,
+                                     lo_open=True, hi=1.0),
+                              "the share of its CPU the service keeps", required=True)},
+    "memory": {"limit": Field(_LIMIT, "memory limit per replica (256Mi)", required=True)},
 }
 _FAULT_DEFAULTS: dict[str, dict[str, Any]] = {
     "latency": {"jitter": 0.0},

@@ -28,6 +28,7 @@ __all__ = [
     "Gpu",
     "Autoscale",
     "Cost",
+    "Memory",
     "Service",
     "Fault",
     "Scenario",
@@ -49,8 +50,9 @@ BALANCERS = ("round_robin", "random", "least_request")
 BACKOFFS = ("constant", "linear", "exponential")
 JITTERS = ("none", "full", "equal", "decorrelated")
 RETRY_CLASSES = ("timeout", "5xx", "429", "refused", "reset")
-NETWORK_FAULTS = ("latency", "bandwidth", "down", "timeout", "reset_peer")
-FAULT_TYPES = NETWORK_FAULTS + ("errors", "slow", "kill", "pause", "partition", "rollout")
+NETWORK_FAULTS = ("latency", "bandwidth", "down", "timeout", "reset_peer", "loss")
+FAULT_TYPES = NETWORK_FAULTS + ("errors", "slow", "kill", "pause", "partition", "rollout",
+                                 "cpu", "memory")
 SLO_METRICS = (
     "latency_p50", "latency_p90", "latency_p95", "latency_p99", "latency_p999",
     "latency_mean", "latency_max", "availability", "error_rate", "throughput",
@@ -288,6 +290,19 @@ class Cost:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """What one replica holds in memory: ``base`` bytes plus ``per_request`` bytes for each
+    request in progress (a ``memory`` fault's limit is compared with this)."""
+
+    base: float = 0.0
+    per_request: float = 0.0
+
+    def held(self, in_progress: int) -> float:
+        """Bytes held with ``in_progress`` requests in progress."""
+        return self.base + self.per_request * in_progress
+
+
+@dataclass(frozen=True)
 class Service:
     """One service of the topology: its replicas, limits, own work, calls and cost."""
 
@@ -310,6 +325,14 @@ class Service:
     gpu: Gpu | None = None
     autoscale: Autoscale | None = None
     cost: Cost = Cost()
+    # a user service: the program that runs it (docker image or process command) instead of
+    # the emulator; the simulator still models it from latency/workers above
+    image: str | None = None
+    command: tuple[str, ...] | None = None
+    port: int = 8080
+    health: str = "/healthz"
+    env: FrozenMap = field(default_factory=FrozenMap)
+    memory: Memory | None = None
 
     def response_bytes(self, output_tokens: float = 0.0) -> float:
         """Bytes of one answer: ``response_size``, or by default 1KB (an LLM: 4 per token)."""
@@ -347,6 +370,9 @@ class Fault:
     batch: int | None = None
     startup: float | None = None
     surge: bool | None = None
+    probability: float | None = None
+    fraction: float | None = None
+    limit: float | None = None
 
     @property
     def end(self) -> float | None:
@@ -369,7 +395,7 @@ class Fault:
     def parameters(self) -> dict[str, Any]:
         """The type-specific parameters that are set (for faults.csv and reports)."""
         keys = ("latency", "jitter", "rate", "timeout", "status", "factor", "replicas",
-                "batch", "startup", "surge")
+                "batch", "startup", "surge", "probability", "fraction", "limit")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 

@@ -99,6 +99,7 @@ def check_references(raw: Any, ck: Checker) -> None:
                 ck.report(line_of(fault, "start", fline), path + ".start",
                           f"starts at {start:g}s, after the workload ends ({duration:g}s)")
             _check_replicas(fault, services, path, fline, ck)
+            _check_memory(fault, services, path, fline, ck)
 
 
 def _check_replicas(fault: dict, services: dict, path: str, line: int, ck: Checker) -> None:
@@ -114,3 +115,15 @@ def _check_replicas(fault: dict, services: dict, path: str, line: int, ck: Check
     if isinstance(most, int) and count > most:
         ck.report(line_of(fault, "replicas", line), path + ".replicas",
                   f"{count} replicas, but {target} has at most {most}")
+
+
+def _check_memory(fault: dict, services: dict, path: str, line: int, ck: Checker) -> None:
+    """A memory fault compares the limit with what a replica holds: the service must say."""
+    target = fault.get("target")
+    if fault.get("type") != "memory" or not isinstance(target, str):
+        return
+    name = target.split("->")[-1].strip()
+    if name in services and _mapping(services[name]).get("memory") is None:
+        ck.report(line_of(fault, "target", line), path + ".target",
+                  f"a memory fault needs services.{name}.memory (base, per_request: what a "
+                  "replica holds), which is not given")

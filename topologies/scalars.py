@@ -74,7 +74,7 @@ def number(lo: float | None = 0.0, hi: float | None = None, *, lo_open: bool = F
 RATE = Scalar(units.parse_rate, _with_units(r"/\s*(s|m|h)"), lo=0.0, unit="/s")
 POSITIVE_RATE = Scalar(units.parse_rate, _with_units(r"/\s*(s|m|h)"), lo=0.0, lo_open=True,
                        unit="/s")
-SIZE = Scalar(units.parse_size, _with_units("(B|KB|KiB|MB|MiB|GB|GiB|b|kb|mb|gb)"), lo=0.0)
+SIZE = Scalar(units.parse_size, _with_units("(B|KB|KiB|Ki|MB|MiB|Mi|GB|GiB|Gi|b|kb|mb|gb)"), lo=0.0)
 BANDWIDTH = Scalar(units.parse_bandwidth, _with_units(r"(B|KB|MB|GB)/s"), lo=0.0, lo_open=True)
 FRACTION = Scalar(units.parse_fraction, {"anyOf": [NUMBER_SCHEMA, {"type": "string",
                                                           "pattern": r"^[0-9.]+%$"}]},

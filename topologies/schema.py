@@ -29,6 +29,7 @@ from .model import (
     Gpu,
     LLMConfig,
     LLMStep,
+    Memory,
     OutlierDetection,
     ParallelGroup,
     RatePoint,
@@ -49,6 +50,7 @@ from .scalars import (
     number,
     whole,
 )
+from .userservice import CommandKind, EnvKind, HealthKind, env_collisions, is_user_service
 
 __all__ = ["TOPOLOGY", "json_schema"]
 
@@ -208,6 +210,9 @@ def _check_service(s: Service, raw: Any) -> list[tuple[str, str]]:
     if a is not None and not a.min <= s.replicas <= a.max:
         out.append(("replicas", f"replicas ({s.replicas}) must lie within autoscale min..max "
                                 f"({a.min}..{a.max})"))
+    if is_user_service(s):
+        # its program learns each callee's address from one variable per callee
+        out.extend(("calls", message) for message in env_collisions(s))
     return out
 
 
@@ -238,6 +243,15 @@ SERVICE = Record(Service, {
     "gpu": Field(GPU),
     "autoscale": Field(AUTOSCALE),
     "cost": Field(Record(Cost, {"per_replica_hour": Field(MONEY)}), "USD"),
+    "image": Field(TEXT, "user service: the docker image the docker runtime runs"),
+    "command": Field(CommandKind(), "user service: the program the process runtime runs "
+                                    "(a list, or one line split as a shell would)"),
+    "port": Field(whole(1, 65535), "user service: where its program listens"),
+    "health": Field(HealthKind(), "user service: HTTP path answering 2xx when ready"),
+    "env": Field(EnvKind(), "user service: environment variables NAME: value"),
+    "memory": Field(Record(Memory, {"base": Field(SIZE, "held by an idle replica"),
+                                    "per_request": Field(SIZE, "held per request in progress")}),
+                    "what a replica holds (for memory faults)"),
 }, check=_check_service, finish=_fill_service, title="service")
 
 # ---------------------------------------------------------------- the whole file

@@ -23,8 +23,9 @@ _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h"
 _RATE_UNITS = {"s": 1.0, "m": 1 / 60.0, "h": 1 / 3600.0}
 # Binary multiples, as Toxiproxy's bandwidth toxic counts them, so a size or bandwidth written
 # here maps exactly onto a live fault.
-_SIZE_UNITS = {"b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2, "gb": 1024**3,
-               "gib": 1024**3}
+# Ki/Mi/Gi as Kubernetes and Docker write memory limits (256Mi).
+_SIZE_UNITS = {"b": 1, "kb": 1024, "kib": 1024, "ki": 1024, "mb": 1024**2, "mib": 1024**2,
+               "mi": 1024**2, "gb": 1024**3, "gib": 1024**3, "gi": 1024**3}
 
 
 def _number(value: object, what: str) -> float:
@@ -87,12 +88,14 @@ def parse_rate(value: object) -> float:
 
 
 def parse_size(value: object) -> float:
-    """``512B``, ``64KB``, ``1MB``, ``1GB`` (binary multiples) or a number of bytes -> bytes."""
+    """``512B``, ``64KB``, ``1MB``, ``256Mi``, ``1GB`` (binary multiples) or a number of
+    bytes -> bytes."""
     if isinstance(value, str):
         number, unit = _split(value, "size", "512B, 64KB or 1MB")
         factor = _SIZE_UNITS.get(unit.lower())
         if factor is None:
-            raise ValueError(f"unknown size unit {unit!r} in {value!r} (use B, KB, MB or GB)")
+            raise ValueError(f"unknown size unit {unit!r} in {value!r} "
+                             "(use B, KB, MB, GB, Mi or Gi)")
         return number * factor
     return _number(value, "size (like 64KB)")
 

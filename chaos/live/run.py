@@ -60,6 +60,8 @@ class LiveRun(ReplicaLifecycle):
             if f.type == "rollout":
                 raise UsageError("fault type 'rollout' is not supported by the live engine "
                                  "yet; run it with faultmesh sim")
+            if f.type in ("loss", "cpu", "memory"):
+                raise UsageError(f"fault type {f.type!r} needs --runtime docker, not built yet")
         self.logs = os.path.join(out, "live-logs")
         self.topo_path = os.path.join(out, "topology.yaml")
         self.book = ReplicaBook()
