@@ -350,3 +350,31 @@ def test_a_socket_reading_past_the_answer_sees_the_connection_open(api, proxied)
         sock.settimeout(0.2)
         with pytest.raises(socket.timeout):
             sock.recv(1)
+
+
+def test_an_answered_request_body_is_skipped_whole(api, proxied, upstream):
+    """Content-Length and chunked bodies of answered requests never reach the upstream, and
+    the next request on the connection is judged and forwarded intact."""
+    _toxic(api, type="http_error", attributes={"path": "/fail"})
+    conn = _conn(proxied)
+    conn.request("POST", "/fail", body=iter([b"a" * 5000, b"0\r\n\r\n", b"b"]),
+                 encode_chunked=True)
+    assert conn.getresponse().read().startswith(b"503")
+    conn.request("POST", "/fail", body=b"GET /smuggled HTTP/1.1\r\n\r\n")
+    assert conn.getresponse().read().startswith(b"503")
+    conn.request("POST", "/echo", body=b"intact")
+    assert conn.getresponse().read() == b"intact"
+    conn.close()
+    assert upstream.hits == ["/echo"]
+
+
+def test_an_answer_to_a_request_waiting_for_100_continue_closes(api, proxied, upstream):
+    _toxic(api, type="http_error")
+    with connect(proxied) as sock:
+        sock.sendall(b"PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 503") and b"Connection: close" in data
+    assert upstream.hits == []
