@@ -378,3 +378,53 @@ def test_an_answer_to_a_request_waiting_for_100_continue_closes(api, proxied, up
             data += chunk
     assert data.startswith(b"HTTP/1.1 503") and b"Connection: close" in data
     assert upstream.hits == []
+
+
+def _raw_server(greet: bytes, upgrade: bool) -> tuple[socket.socket, str]:
+    """A one-connection TCP server: sends ``greet`` first, or answers an upgrade request with
+    101; then echoes everything."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            if greet:
+                conn.sendall(greet)
+            if upgrade:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
+                             b"Connection: Upgrade\r\n\r\n")
+            try:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+            except OSError:
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("case", ["banner", "upgrade"])
+def test_a_server_speaking_first_or_a_protocol_switch_passes_untouched(api, case):
+    listener, address = _raw_server(b"220 hello\r\n" if case == "banner" else b"",
+                                    upgrade=case == "upgrade")
+    with listener:
+        listen = api("POST", "/proxies", {"name": "raw", "upstream": address}).json()["listen"]
+        assert api("POST", "/proxies/raw/toxics", {
+            "type": "http_error", "attributes": {"path": "/now"}}).status_code == 200
+        with connect(listen) as sock:
+            if case == "banner":
+                assert recv_all(sock, 11) == b"220 hello\r\n"
+            else:
+                sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\n"
+                             b"Connection: Upgrade\r\n\r\n")
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += sock.recv(4096)
+                assert head.startswith(b"HTTP/1.1 101")
+            request = b"GET /now-opaque HTTP/1.1\r\nHost: x\r\n\r\n"
+            sock.sendall(request)  # would be answered 503 if still judged as HTTP
+            assert recv_all(sock, len(request)) == request

@@ -101,6 +101,7 @@ class HttpFlow:
         self._idle = asyncio.Event()
         self._idle.set()
         self._swallow = False  # the rest of a request answered by the proxy is dropped
+        self._late = {True: b"", False: b""}  # held when the other direction turned opaque
 
     def _method(self) -> str:
         return self.pending[0].method if self.pending else ""
@@ -110,26 +111,35 @@ class HttpFlow:
         return [t for s in ("upstream", "downstream") for t in self.conn.chain(s)
                 if t.type in HTTP_TOXICS]
 
-    def _go_opaque(self) -> list[Piece]:
-        """Not HTTP (or no more): everything passes untouched from now on."""
+    def _go_opaque(self, side: Framer) -> list[Piece]:
+        """Not HTTP (or no more): everything passes untouched from now on.
+
+        Returns the bytes ``side``'s framer held; those the other direction's framer held
+        leave with that direction's next bytes.
+        """
         self.opaque = True
-        held = self.requests.make_opaque() + self.responses.make_opaque()
+        other = self.responses if side is self.requests else self.requests
+        self._late[other.requests] = b"".join(p.data for p in other.make_opaque())
         self.pending.clear()
         self._idle.set()
-        return held
+        return side.make_opaque()
+
+    async def _opaque(self, link: Link, data: bytes, stamp: float, requests: bool) -> None:
+        late, self._late[requests] = self._late[requests], b""
+        await link._through(late + data, stamp, link._active())
 
     # --- client → server ------------------------------------------------------------------
     async def requests_in(self, link: Link, data: bytes, stamp: float) -> None:
         """Forward client bytes, judging each request against the HTTP toxics."""
         if self.opaque:
-            await link._through(data, stamp, link._active())
+            await self._opaque(link, data, stamp, requests=True)
             return
         toxics = self.toxics()
         pieces = self.requests.feed(data)
         if not toxics and (held := self.requests.take_partial()):
             pieces.append(Piece(held))
         if self.requests.opaque:
-            pieces += self._go_opaque()
+            pieces += self._go_opaque(self.requests)
         loop = asyncio.get_running_loop()
         out = bytearray()  # plain pieces leave together: one write, not one per piece
         for piece in pieces:
@@ -206,15 +216,16 @@ class HttpFlow:
     async def responses_in(self, link: Link, data: bytes, stamp: float) -> None:
         """Forward server bytes, holding and pacing the responses of slowed requests."""
         if not self.opaque and not self.pending and self.responses.between_messages:
-            self._go_opaque()  # the server speaks unasked: not an HTTP exchange
+            # the server speaks unasked: not an HTTP exchange
+            data = b"".join(p.data for p in self._go_opaque(self.responses)) + data
         if self.opaque:
-            await link._through(data, stamp, link._active())
+            await self._opaque(link, data, stamp, requests=False)
             return
         pieces = self.responses.feed(data)
         if not self.toxics() and (held := self.responses.take_partial()):
             pieces.append(Piece(held))
         if self.responses.opaque:
-            pieces += self._go_opaque()
+            pieces += self._go_opaque(self.responses)
         loop = asyncio.get_running_loop()
         out = bytearray()  # plain pieces leave together: one write, not one per piece
         shifted = stamp
