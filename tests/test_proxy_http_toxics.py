@@ -299,6 +299,9 @@ def test_toxiproxy_python_adds_and_refuses_http_toxics(client, upstream):
     assert _get(conn, "/x")[0] == 500
     proxy.destroy_toxic("flaky")
     assert _get(conn, "/x")[0] == 200
+    proxy.add_toxic(name="errors", **fault_toxic("errors", rate=1.0, status=502, path="/x"))
+    assert _get(conn, "/x")[0] == 502 and _get(conn, "/y")[0] == 200
+    proxy.destroy_toxic("errors")
     conn.close()
     for bad in ({"status": 700}, {"count": "two"}, {"path": 3}, {"factor": 50}):
         kind = "http_fail_first" if "count" in bad else "http_slow" if "factor" in bad else \
