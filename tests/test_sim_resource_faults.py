@@ -5,6 +5,9 @@ tolerances are stated per test."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -171,3 +174,24 @@ def test_memory_below_the_limit_kills_nothing():
     ooms, r = _ooms(2)
     assert ooms == [] and len(r.faults) == 1
     assert r.requests["ok"].all()
+
+
+@pytest.mark.parametrize("fault", [
+    "{type: loss, target: a->b, probability: 5%}",
+    "{type: cpu, target: b, fraction: 50%}",
+    "{type: memory, target: b, limit: 256Mi}",
+])
+def test_the_live_engine_refuses_them_up_front(tmp_path, fault):
+    """Live runs do not apply these yet: exit 2 with one line, before anything starts."""
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(LOSS).replace("{type: loss, target: a->b, probability: 10%}", fault)
+                    .replace("latency: 10ms}", "latency: 10ms, memory: {base: 64Mi}}"))
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "faultmesh", "live", str(path), "--scenario",
+                          "lossy", "--out", str(out)], capture_output=True, text=True,
+                         timeout=60)
+    kind = fault.split(",")[0].split()[-1]
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip() == (f"faultmesh live: fault type '{kind}' needs --runtime "
+                                  "docker, not built yet")
+    assert not out.exists()
