@@ -46,6 +46,7 @@ from .model import (
     Gpu,
     LLMConfig,
     LLMStep,
+    Memory,
     OutlierDetection,
     ParallelGroup,
     RatePoint,
@@ -61,8 +62,8 @@ from .schema import json_schema
 __all__ = [
     "FaultmeshError", "Problem", "RunError", "TopologyError", "UsageError",
     "SLO", "Autoscale", "Call", "CircuitBreaker", "Cost", "Distribution", "Fault", "Gpu",
-    "LLMConfig", "LLMStep", "OutlierDetection", "ParallelGroup", "RatePoint", "RetryPolicy",
-    "Scenario", "Service",
+    "LLMConfig", "LLMStep", "Memory", "OutlierDetection", "ParallelGroup", "RatePoint",
+    "RetryPolicy", "Scenario", "Service",
     "Step", "Topology", "Workload",
     "apply_overrides", "dump", "from_dict", "load", "loads", "override", "to_dict", "json_schema",
     "draw", "GraphSummary", "call_graph", "failure_sources", "find_cycle", "find_cycle_in",
