@@ -46,6 +46,10 @@ NOT_RUN = {
         "README's main job: tests/test_readme.py runs it (setup.sh is what CI runs first)",
     "bash scripts/setup.sh --test && .venv/bin/python -m pytest -q":
         "README's test command: it is .ci/run itself (tests/test_readme.py checks that)",
+    "faultmesh images build":
+        "a minute cold, and Docker's: tests/test_images.py builds it (skipped without Docker)",
+    "faultmesh images build --force":
+        "rebuilds from scratch (a minute): tests/test_images.py builds the same images",
 }
 # exit code of a compressed (5 s) run where it is not 0 (keyed without environment
 # assignments); the comment says where the documentation states it
@@ -86,6 +90,8 @@ EXIT: dict[str, int | tuple[int, ...]] = {
     "faultmesh live topologies/rag-chat.yaml --scenario llm-brownout "
     "--toxiproxy http://127.0.0.1:8474": (0, 1),
     "faultmesh live topologies/rag-chat.yaml --scenario llm-brownout --duration 90s": (0, 1),
+    # images --help: exit 3 where no Docker engine answers
+    "faultmesh images list": (0, 3),
 }
 # result directories that examples read without making them: how to make one ({out})
 _SIM = "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --out {out}"

@@ -187,7 +187,19 @@ def emulator_image(build: bool = True, force: bool = False,
             # whatever ended the build (an error, Ctrl-C): the container goes
             docker("rm", "-f", name, check=False, timeout=120)
     _drop_replaced(old_id, tag)
+    _drop_earlier_trees(tag)
     return tag
+
+
+def _drop_earlier_trees(keep: str) -> None:
+    """Each source tree's image holds about 115 MB of its own: a build removes the emulator
+    images of earlier trees, except those a container still uses (``docker rmi`` without
+    ``-f`` refuses them), so a machine that builds every commit keeps one, not hundreds."""
+    done = docker("images", "--filter", f"label={_KIND}", "--format",
+                  "{{.Repository}}:{{.Tag}}", recipe.EMULATOR_REPO, check=False)
+    for tag in done.stdout.split():
+        if tag != keep and tag.startswith(f"{recipe.EMULATOR_REPO}:"):
+            docker("rmi", tag, check=False)
 
 
 def list_images() -> list[dict]:
