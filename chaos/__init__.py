@@ -14,8 +14,11 @@ simulator (docs/live.md). Docker containers as replicas are not built yet.
 * :mod:`chaos.emulator` — the service emulator: the program each replica process runs
   (``python -m chaos.emulator``), behaving as the shared semantics say (docs/simulation.md);
   docs/emulator.md.
+* :mod:`chaos.images` — the container image that runs the emulator and the fault proxy,
+  built with no registry and tagged by a hash of the sources (``faultmesh images``);
+  docs/docker.md.
 
 Importing ``chaos`` imports nothing else; ``import chaos.proxy`` for the server.
 """
 
-__all__ = ["emulator", "live", "proxy"]
+__all__ = ["emulator", "images", "live", "proxy"]
