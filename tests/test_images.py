@@ -78,7 +78,26 @@ def test_no_docker_command_exits_3_with_one_line(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, env=env)
         assert done.returncode == 3, done.stderr
         assert done.stderr.strip().splitlines() == [
-            "faultmesh images: images: the docker command is not installed"]
+            "faultmesh images: the docker command is not installed"]
+
+
+def test_no_mmdebstrap_exits_3_with_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    from chaos.dockercli import unavailable
+
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    (tmp_path / "docker").symlink_to(shutil.which("docker"))  # docker, and nothing else
+    before = _docker("images", "-q", "--filter", "label=faultmesh.kind=image")
+    done = subprocess.run([sys.executable, "-m", "faultmesh", "images", "build", "--force"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "faultmesh images: mmdebstrap is not installed"), done.stderr
+    assert done.stdout == ""
+    assert _docker("images", "-q", "--filter", "label=faultmesh.kind=image") == before
 
 
 def _why_not() -> str | None:

@@ -54,7 +54,7 @@ def _image_id(tag: str) -> str | None:
 def _require_docker() -> None:
     why = unavailable()
     if why:
-        raise RunError(f"images: {why}")
+        raise RunError(why)
 
 
 def _drop_replaced(old_id: str | None, tag: str) -> None:
@@ -79,7 +79,7 @@ def base_image(build: bool = True, force: bool = False,
     if not build:
         raise RunError(f"image {tag} is not built: run faultmesh images build")
     if shutil.which("mmdebstrap") is None:
-        raise RunError("images: mmdebstrap is not installed (apt-get install mmdebstrap, "
+        raise RunError("mmdebstrap is not installed (apt-get install mmdebstrap, "
                        "or bash scripts/setup.sh --test as root)")
     old_id = _image_id(tag)
     _say(progress, f"base: bootstrapping Debian {recipe.SUITE} ({', '.join(recipe.PACKAGES)}) "
@@ -118,7 +118,7 @@ def wheelhouse(dest: Path, full: bool = False, progress: Progress | None = None)
     Returns the requirement names to install."""
     if sys.version_info[:2] != (3, 11):
         # binary wheels (numpy, pyyaml) are built for this Python; the image's is 3.11
-        raise RunError(f"images: the wheelhouse is built with this Python "
+        raise RunError(f"the wheelhouse is built with this Python "
                        f"({sys.version_info[0]}.{sys.version_info[1]}) for the image's 3.11: "
                        "run faultmesh from a Python 3.11 environment")
     root = recipe.repo_root()
