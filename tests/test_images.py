@@ -103,6 +103,7 @@ def test_no_mmdebstrap_exits_3_with_one_line_and_changes_nothing(tmp_path: Path)
 def _why_not() -> str | None:
     from chaos.dockercli import unavailable
     from chaos.images import base_image
+    from topologies.errors import RunError
 
     why = unavailable()
     if why:
@@ -110,7 +111,7 @@ def _why_not() -> str | None:
     if shutil.which("mmdebstrap") is None:
         try:
             base_image(build=False)
-        except Exception:  # noqa: BLE001 - no base built and none can be: skip, saying why
+        except RunError:  # no base built and none can be: skip, saying why
             return "mmdebstrap is not installed (bash scripts/setup.sh --test as root)"
     return None
 
