@@ -13,18 +13,38 @@ whatever a crashed run left can be found and removed by label (``faultmesh clean
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Sequence
 
 from topologies.errors import RunError
 
-__all__ = ["RUN_LABEL", "KIND_LABEL", "docker", "unavailable", "require_docker"]
+__all__ = ["RUN_LABEL", "KIND_LABEL", "docker", "unavailable", "require_docker", "new_run_id",
+           "run_pid"]
 
 #: Label on every container, network and image a run creates; its value is the run's id.
 RUN_LABEL = "faultmesh.run"
 #: Label saying what the object is to faultmesh.
 KIND_LABEL = "faultmesh.kind"
+
+
+_RUN_ID = re.compile(r"^faultmesh-([0-9]+)-[0-9a-f]{6}$")
+
+
+def new_run_id() -> str:
+    """A fresh run id, ``faultmesh-<pid>-<6 hex>``: the pid says which process owns the run
+    (``faultmesh clean`` leaves a run alone while that process lives), the random part keeps
+    two runs of one process apart."""
+    return f"faultmesh-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def run_pid(run_id: str) -> int | None:
+    """The pid of the process that owns ``run_id``; None when it is not a faultmesh run id."""
+    match = _RUN_ID.match(run_id)
+    return int(match.group(1)) if match else None
 
 
 def docker(*args: str, check: bool = True, timeout: float | None = 120.0,
