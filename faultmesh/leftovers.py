@@ -16,9 +16,15 @@ directories of a run killed before its load worker started. A leftover is:
   directory, of the current user, whose owner process ``<pid>`` is gone (an older
   ``faultmesh-load-XXXX`` without a pid: no process mentions it). Gate result directories
   (``faultmesh-gate-*``) are never touched: they hold results.
+* a **container** or **network** of the docker runtime, labelled ``faultmesh.run=<run id>``,
+  whose run is over: the id is ``faultmesh-<pid>-<hex>`` and process ``<pid>`` is gone or is
+  no longer a Python (faultmesh) program; a run's reaper (:mod:`chaos.reaper`) normally
+  removes them, this is for a reaper that could not. Also image build containers
+  ``faultmesh-image-build-<pid>-<hex>`` whose build process is gone. Where no Docker engine
+  answers there are none to find. Removed with ``docker rm -f`` / ``docker network rm``.
 
-Each kind is a finder and a remover in :data:`KINDS`; containers and networks of the docker
-runtime (by label) are to be added there. Importing this module has no side effects.
+Each kind is a finder and a remover in :data:`KINDS`. Importing this module has no side
+effects.
 """
 
 from __future__ import annotations
@@ -32,13 +38,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Leftover", "KINDS", "clean", "find_processes", "find_directories", "STOP_WAIT"]
+__all__ = ["Leftover", "KINDS", "clean", "find_processes", "find_directories",
+           "find_containers", "find_networks", "STOP_WAIT"]
 
 #: Seconds a leftover process gets to end after SIGTERM before SIGKILL.
 STOP_WAIT = 5.0
 #: The environment variable a faultmesh child carries its parent's pid in (chaos.watchdog).
 _PARENT_ENV = b"FAULTMESH_PARENT="
 _WORK_DIR = re.compile(r"^faultmesh-load-(?:(\d+)-)?[A-Za-z0-9_]+$")
+_BUILD = re.compile(r"^faultmesh-image-build-(\d+)-[0-9a-f]+$")
 
 
 @dataclass(frozen=True)
@@ -245,13 +253,99 @@ def remove_directories(items: Sequence[Leftover]) -> list[tuple[Leftover, str | 
     return out
 
 
+# --- containers and networks (docker runtime, image builds) --------------------------------
+def _run_over(run_id: str) -> str | None:
+    """Why the run ``run_id`` is over (its process is gone or is no longer a Python or
+    faultmesh program: the pid was reused), None while it runs or when the id is not one of
+    faultmesh's (``faultmesh-<pid>-<hex>``: whose it is cannot be told, so it is left)."""
+    from chaos.dockercli import run_pid
+
+    pid = run_pid(run_id)
+    return None if pid is None else _owner_over(pid)
+
+
+def _owner_over(pid: int) -> str | None:
+    """Why the faultmesh process ``pid`` that made a container or network is over; None
+    while it runs."""
+    if not _alive(pid):
+        return f"its faultmesh process {pid} is gone"
+    return None if _is_python(pid) else f"its process {pid} is no longer faultmesh"
+
+
+def _docker_lines(*args: str) -> list[list[str]]:
+    """Tab-separated rows of a docker listing; none when no Docker engine answers (nothing
+    of the docker runtime can be left then, or none that can be removed)."""
+    from chaos.dockercli import docker
+    from topologies.errors import RunError
+
+    try:
+        done = docker(*args, check=False, timeout=60)
+    except RunError:  # no docker command, an engine that hangs: nothing to list
+        return []
+    if done.returncode != 0:
+        return []
+    return [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
+
+
+def find_containers() -> list[Leftover]:
+    """Containers labelled ``faultmesh.run`` whose run is over, and image build containers
+    ``faultmesh-image-build-<pid>-<hex>`` whose build process is gone."""
+    from chaos.dockercli import RUN_LABEL
+
+    found = []
+    for cid, name, run_id in _docker_lines(
+            "ps", "-a", "--filter", f"label={RUN_LABEL}", "--format",
+            f'{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label "{RUN_LABEL}"}}}}'):
+        why = _run_over(run_id)
+        if why:
+            found.append(Leftover("container", cid, f"container {name} of run {run_id}", why))
+    for cid, name in _docker_lines("ps", "-a", "--filter", "name=^faultmesh-image-build-",
+                                   "--format", "{{.ID}}\t{{.Names}}"):
+        match = _BUILD.match(name)
+        why = _owner_over(int(match.group(1))) if match else None
+        if why:
+            found.append(Leftover("container", cid, f"image build container {name}", why))
+    return found
+
+
+def find_networks() -> list[Leftover]:
+    """Networks labelled ``faultmesh.run`` whose run is over."""
+    from chaos.dockercli import RUN_LABEL
+
+    found = []
+    for nid, name, run_id in _docker_lines(
+            "network", "ls", "--filter", f"label={RUN_LABEL}", "--format",
+            f'{{{{.ID}}}}\t{{{{.Name}}}}\t{{{{.Label "{RUN_LABEL}"}}}}'):
+        why = _run_over(run_id)
+        if why:
+            found.append(Leftover("network", nid, f"network {name} of run {run_id}", why))
+    return found
+
+
+def _remove_by(*command: str) -> Callable[[Sequence[Leftover]], list[tuple[Leftover, str | None]]]:
+    def remove(items: Sequence[Leftover]) -> list[tuple[Leftover, str | None]]:
+        from chaos.dockercli import docker
+
+        out: list[tuple[Leftover, str | None]] = []
+        for item in items:  # one at a time: one that cannot go does not keep the others
+            done = docker(*command, str(item.key), check=False, timeout=120)
+            error = None
+            if done.returncode != 0 and "No such" not in done.stderr:  # gone already: fine
+                error = (done.stderr.strip().splitlines() or ["docker failed"])[-1]
+            out.append((item, error))
+        return out
+    return remove
+
+
 #: Each kind of leftover: its finder and its remover, in the order they run (processes
-#: first: a load worker ended leaves its directory without a user). The docker runtime's
-#: containers and networks (found by their faultmesh label) are to be added here.
+#: first: a load worker ended leaves its directory without a user; containers before
+#: networks: a network with containers attached cannot be removed).
 KINDS: dict[str, tuple[Callable[[], list[Leftover]],
                        Callable[[Sequence[Leftover]], list[tuple[Leftover, str | None]]]]] = {
     "process": (find_processes, remove_processes),
     "directory": (find_directories, remove_directories),
+    "container": (find_containers, _remove_by("rm", "-f")),
+    "network": (find_networks, _remove_by("network", "rm")),
 }
 
 
