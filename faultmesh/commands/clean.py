@@ -1,4 +1,5 @@
-"""``faultmesh clean``: remove what crashed runs left behind (processes, temporary dirs)."""
+"""``faultmesh clean``: remove what crashed runs left behind (processes, temporary dirs,
+containers and networks)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ EXAMPLES = """examples:
   faultmesh clean --dry-run       # list what would be removed
   faultmesh clean
 
-Removes, for the current user only: emulator, load worker and proxy processes started by a
+Removes emulator, load worker and proxy processes of the current user started by a
 faultmesh that is gone (reparented to PID 1 or a subreaper; a paused one is resumed first),
-and load work directories faultmesh-load-<pid>-* in the temporary directory whose faultmesh
-process is gone. Running runs are not touched, nor gate result directories
+the user's load work directories faultmesh-load-<pid>-* in the temporary directory whose
+faultmesh process is gone, and docker containers and networks labelled
+faultmesh.run=faultmesh-<pid>-* (and image build containers faultmesh-image-build-<pid>-*)
+whose process <pid> is gone. Running runs are not touched, nor gate result directories
 (faultmesh-gate-*), which hold results. One line per thing removed. See docs/live.md.
 
 exit codes: 0 done (also when nothing was left over), 3 something could not be removed
@@ -22,9 +25,11 @@ exit codes: 0 done (also when nothing was left over), 3 something could not be r
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("clean", help="remove leftovers of crashed runs (processes, temp dirs)",
-                       description="Find the processes and temporary directories that "
-                       "crashed or killed faultmesh runs left behind, and remove them.",
+    p = sub.add_parser("clean", help="remove leftovers of crashed runs (processes, temp "
+                       "dirs, containers)",
+                       description="Find the processes, temporary directories, containers and "
+                       "networks that crashed or killed faultmesh runs left behind, and "
+                       "remove them.",
                        epilog=EXAMPLES)
     p.add_argument("--dry-run", action="store_true",
                    help="only list what would be removed")
