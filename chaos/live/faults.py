@@ -6,7 +6,8 @@ replica processes, and how it is undone (docs/live.md, Fault mapping).
   chosen replicas' proxies, which holds their connections, open ones included, until it is
   removed and the proxy resets them);
 * ``errors`` and ``slow`` go to every replica's admin API (and to replicas started or
-  restarted while they are active);
+  restarted while they are active); on a user's program (``command:``), which has none, they
+  are HTTP toxics (:func:`chaos.proxy.toxics.fault_toxic`) on the proxies into it;
 * ``kill`` SIGKILLs replicas, which serve again on the same port after the service's
   ``restart`` (their process starts ahead and listens from the due time on); ``pause``
   SIGSTOPs them for the window (SIGCONT at its end).
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from chaos.proxy.toxics import fault_toxic
 from topologies.errors import UsageError
 from topologies.model import Fault
 
@@ -82,6 +84,14 @@ def apply(run: LiveRun, a: Applied, tag: str) -> None:
                 if e.replica == rep.index:
                     _toxic(run, a, e, f"{tag}_up", "timeout", "upstream", {"timeout": 0})
                     _toxic(run, a, e, f"{tag}_down", "timeout", "downstream", {"timeout": 0})
+    elif f.type in EMULATOR_FAULTS and service in run.user_services:
+        # a user's program has no admin API: the proxies into it answer or delay instead
+        body = fault_toxic(f.type, rate=f.rate, status=f.status, factor=f.factor)
+        for e in run.target_edges(f.target):
+            e.proxy.add_toxic(name=tag, stream="downstream", **body)
+            a.undo.append(("toxic", e, tag))
+            if tag not in e.proxy.toxics():
+                run.problem(f"proxy {e.name} refused the {body['type']} toxic")
     elif f.type in EMULATOR_FAULTS:
         body = admin_body(f)
         run.admin_faults.setdefault(service, {})[f.type] = body
@@ -92,7 +102,7 @@ def apply(run: LiveRun, a: Applied, tag: str) -> None:
     elif f.type == "pause":
         for rep in _chosen(run.book.existing(service), f.replicas):
             if rep.process is not None and not rep.down:
-                rep.process.process.send_signal(signal.SIGSTOP)
+                _signal(rep, signal.SIGSTOP)
                 rep.paused = True
                 a.undo.append(("cont", rep))
     elif f.type == "kill":
@@ -101,7 +111,7 @@ def apply(run: LiveRun, a: Applied, tag: str) -> None:
             run.problem(f"fault kill on {f.target}: no replica serving to kill")
         restart = run.topology.services[service].restart
         for rep in victims:
-            rep.process.process.kill()
+            _signal(rep, signal.SIGKILL)
             rep.process.process.wait()
             killed = time.time()
             run.book.set_down(rep, killed, True)
@@ -134,10 +144,19 @@ def remove(run: LiveRun, a: Applied) -> None:
                 rep = item[1]
                 rep.paused = False
                 if rep.process is not None:
-                    rep.process.process.send_signal(signal.SIGCONT)
+                    _signal(rep, signal.SIGCONT)
         except (OSError, ProcessLookupError):
             pass
     a.undo.clear()
+
+
+def _signal(rep: Replica, sig: int) -> None:
+    """``sig`` to a replica's process; a user's program's whole process group."""
+    group = getattr(rep.process, "signal_group", None)
+    if group is not None:
+        group(sig)
+    else:
+        rep.process.process.send_signal(sig)
 
 
 def _chosen(reps: list[Replica], n: int | None) -> list[Replica]:

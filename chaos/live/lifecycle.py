@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from topologies.errors import RunError
+from topologies.userservice import is_user_service
 
 from .book import Replica, ReplicaBook
 from .util import http
@@ -60,6 +61,8 @@ class ReplicaLifecycle:
                  listen_at: float | None = None) -> Any:
         from chaos.emulator.launch import start_replica
 
+        if is_user_service(self.topology.services[name]):
+            return self._user_process(name, k, port, listen_at)
         began = time.monotonic()
         process = start_replica(self.topo_path, name, self._log(name, k), replica=k,
                                 upstreams=self.upstreams[name], epoch=self.epoch,
@@ -67,6 +70,29 @@ class ReplicaLifecycle:
         if listen_at is None:
             self._startups.append(time.monotonic() - began)
         return process
+
+    def _user_process(self, name: str, k: int, port: int, start_at: float | None) -> Any:
+        """The user's program of ``name`` as replica ``k`` (a restart: from ``start_at`` on,
+        on its old ``port``), its environment naming the proxies into its callees."""
+        from topologies.userservice import dependency_env
+
+        from .userproc import start_user_process
+
+        spec = self.topology.services[name]
+        source = self.topology.source
+        return start_user_process(
+            name, k, spec.command, dependency_env(self.topology, name, self.upstreams[name], k),
+            self.output_log(name, k), health=spec.health, port=port, start_at=start_at,
+            cwd=os.path.dirname(os.path.abspath(source)) if source else None)
+
+    def output_log(self, name: str, k: int) -> str:
+        """Where a user program's stdout and stderr go (successive processes append)."""
+        return os.path.join(os.path.abspath(self.logs), f"{name}-{k}.out")
+
+    def call_log(self, name: str, k: int) -> str:
+        """The calls.csv log of replica ``k`` of ``name``; "" for a user service (measured
+        from the outside: it writes no log of its own)."""
+        return "" if is_user_service(self.topology.services[name]) else self._log(name, k)
 
     def startup_time(self) -> float:
         """How long before it is due a killed replica's restart begins: the longest time a
@@ -175,6 +201,8 @@ class ReplicaLifecycle:
 
     def _post_admin_faults(self, rep: Replica) -> None:
         """The ``errors``/``slow`` faults active on the service reach a new replica too."""
+        if is_user_service(self.topology.services[rep.service]):
+            return  # its errors/slow faults are toxics on its proxies, which stay
         for body in list(self.admin_faults.get(rep.service, {}).values()):
             try:
                 http("POST", rep.port, "/_faultmesh/faults", body)

@@ -6,11 +6,14 @@ fault windows merged into the result files (docs/results.md), and summary.json f
   calls.csv), as the simulator counts them; ``error`` is the root cause the entry named.
 * ``calls.csv`` — one ``client`` row per request (the entry replica that served it, the
   request's times and outcome), then every replica's call attempts, in the result's clock.
+  A user's program is measured from the outside: the calls into it are its emulated
+  callers' rows, its own calls are not logged.
 * ``timeseries.csv`` — per service and second: ``replicas`` and ``ready_replicas`` from the
   replicas' actual lives (:class:`~chaos.live.book.ReplicaBook`, at the end of the second,
   as the simulator samples), ``busy``/``queued``/``throughput``/``errors``/``batch`` summed
   over the replicas' rows, ``utilization`` = their busy unit-seconds over the capacity of the
-  ready replica-seconds of that second.
+  ready replica-seconds of that second. A user's program (``command:``) logs nothing of
+  its own: its rows have the replicas and the rest empty.
 * ``faults.csv`` — the actual windows.
 * ``live-logs/autoscaler.csv`` — every autoscaler decision (time, service, metric, ready and
   existing replicas, the count it set).
@@ -141,6 +144,9 @@ def _timeseries(run: LiveRun, logs: dict[tuple[str, int], str], shift: float,
             ready_seconds = book.integral(service, t0 + t, t0 + t + 1.0, READY)
             busy_units = sum(float(r["utilization"]) for r in rows if r.get("utilization"))
             batch = [float(r["batch"]) for r in rows if r.get("batch")]
+            if service in run.user_services:  # measured from the outside: load unknown
+                out.append([t, service, existing, ready, "", "", "", "", "", ""])
+                continue
             out.append([t, service, existing, ready, _sum(rows, "busy"), _sum(rows, "queued"),
                         round(busy_units / ready_seconds, 4) if ready_seconds > 0 else 0.0,
                         round(_sum(rows, "throughput"), 3), round(_sum(rows, "errors"), 3),

@@ -14,7 +14,8 @@ from collections import defaultdict
 from typing import Any
 
 from topologies.errors import UsageError
-from topologies.model import Topology
+from topologies.model import Fault, Topology
+from topologies.userservice import is_user_service
 
 from . import faults
 from .autoscale import LiveAutoscaler
@@ -62,6 +63,9 @@ class LiveRun(ReplicaLifecycle):
                                  "yet; run it with faultmesh sim")
             if f.type in ("loss", "cpu", "memory"):
                 raise UsageError(f"fault type {f.type!r} needs --runtime docker, not built yet")
+        _refuse_user_services(topology, self.scenario.faults, toxiproxy_url)
+        self.user_services = {n for n, spec in topology.services.items()
+                              if is_user_service(spec)}
         self.logs = os.path.join(out, "live-logs")
         self.topo_path = os.path.join(out, "topology.yaml")
         self.book = ReplicaBook()
@@ -193,7 +197,8 @@ class LiveRun(ReplicaLifecycle):
             now = time.time()
             for k in range(self.initial_replicas(name)):
                 process = self._process(name, k)
-                self.book.add(name, k, now, ready=True, process=process, log=self._log(name, k))
+                self.book.add(name, k, now, ready=True, process=process,
+                              log=self.call_log(name, k))
             if spec.autoscale is not None:
                 relay = self.relays[name] = MemberRelay(name, spec.autoscale.max)
                 slots = relay.start()
@@ -259,16 +264,11 @@ class LiveRun(ReplicaLifecycle):
     def _schedule(self) -> None:
         """Wait for the load to start (the entry's first request), start the autoscaler,
         then apply each fault at its start and remove it at its end."""
-        entry = self.book.existing(self.topology.entry)[0].process
         give_up = time.time() + FIRST_REQUEST_WAIT
         while not self._stop.is_set() and time.time() < give_up:
-            try:
-                stats = http("GET", entry.port, "/_faultmesh/stats")
-                if stats.get("arrived", 0) > 0:
-                    break
-            except OSError:
-                pass
-            self._stop.wait(0.01)
+            if self._load_arrived():
+                break
+            self._stop.wait(0.005 if self.topology.entry in self.user_services else 0.01)
         self.t0_est = time.time()
         if not self._stop.is_set():
             self.autoscaler.start()
@@ -294,6 +294,23 @@ class LiveRun(ReplicaLifecycle):
                 except Exception as exc:  # noqa: BLE001 - reported, the run goes on
                     self.problem(f"fault {a.fault.type} on {a.fault.target}: {exc}")
 
+    def _load_arrived(self) -> bool:
+        """Whether the load's first request has reached the entry: its emulator's stats
+        say so, or for a user's program (no stats) a proxy into it holds a connection
+        from the client (on a real Toxiproxy, unseen: the faults count from now)."""
+        entry = self.topology.entry
+        if entry not in self.user_services:
+            try:
+                stats = http("GET", self.book.existing(entry)[0].port, "/_faultmesh/stats")
+                return bool(stats.get("arrived", 0) > 0)
+            except OSError:
+                return False
+        if self._server is None:
+            return True
+        proxies = self._server.proxies
+        return any(getattr(proxies.get(e.name), "connections", None)
+                   for e in self.edges_into("client", entry))
+
     def problem(self, message: str) -> None:
         """A fault that could not be applied as asked: warned about and kept in the summary."""
         self.notes.append(message)
@@ -308,3 +325,25 @@ class LiveRun(ReplicaLifecycle):
                 if a.start is not None and a.end is None and a.fault.type != "kill":
                     faults.remove(self, a)
                     a.end = time.time()
+
+
+def _refuse_user_services(topology: Topology, scenario_faults: tuple[Fault, ...],
+                          toxiproxy_url: str | None) -> None:
+    """UsageError for what the process runtime cannot do with a user's program: run an
+    image, autoscale it (no stats to read), or apply its errors/slow faults (HTTP toxics)
+    on a real Toxiproxy."""
+    users = {n for n, spec in topology.services.items() if is_user_service(spec)}
+    for name in users:
+        spec = topology.services[name]
+        if spec.command is None:
+            raise UsageError(f"service {name} gives only image:; run it with --runtime docker "
+                             f"(not built yet) or give command:")
+        if spec.autoscale is not None:
+            raise UsageError(f"service {name}: autoscale of a user's program (command:) is "
+                             f"not supported by the live engine yet")
+    for f in scenario_faults:
+        service = f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
+        if toxiproxy_url and f.type in faults.EMULATOR_FAULTS and service in users:
+            raise UsageError(f"fault {f.type} on {f.target}: on a user's program it is an HTTP "
+                             f"toxic of faultmesh's own proxy, which a real Toxiproxy "
+                             f"(--toxiproxy) does not have")
