@@ -19,7 +19,7 @@ from topologies.errors import FaultmeshError, TopologyError
 __all__ = ["main", "build_parser", "version", "COMMANDS"]
 
 COMMANDS = ("validate", "graph", "schema", "sim", "live", "report", "gate", "sweep", "proxy",
-            "clean", "images")
+            "clean", "images", "export")
 
 
 class _Parser(argparse.ArgumentParser):

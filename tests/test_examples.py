@@ -60,6 +60,9 @@ EXIT: dict[str, int | tuple[int, ...]] = {
     "--out results/brownout": 1,
     "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --seed 7": 1,
     "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout": 1,
+    # export --help: exit 3 where no Docker engine answers to build the emulator image
+    "faultmesh export compose topologies/rag-chat.yaml -o docker-compose.yml": (0, 3),
+    "faultmesh export compose topologies/recommender.yaml -o rec.yml --port-base 18474": (0, 3),
     # --scenario all includes scenarios that break SLOs by design (gate --help: exit 1)
     "faultmesh gate topologies/rag-chat.yaml --scenario all --junit slo.xml": 1,
     "faultmesh gate topologies/rag-chat.yaml": 1,

@@ -15,12 +15,14 @@ asyncio event loop, so no state is shared across threads. Three ways to run it:
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 from typing import Any
 
 from chaos.proxy.api import ToxiproxyApi
-from chaos.proxy.http import HttpServer
+from chaos.proxy.errors import ApiError
+from chaos.proxy.http import HttpServer, Request
 from chaos.proxy.proxy import Proxy
 
 __all__ = ["ProxyServer"]
@@ -45,6 +47,14 @@ class ProxyServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._running = False
+
+    async def populate(self, proxies: object) -> None:
+        """Create the proxies of a Toxiproxy ``-config`` file (a JSON list of ``{name, listen,
+        upstream, enabled}``) as ``POST /populate`` does; ApiError names a refused entry."""
+        request = Request("POST", "/populate", {}, json.dumps(proxies).encode())
+        status, body = await self.api.populate(request)
+        if status >= 300:
+            raise ApiError(str(body.get("error", body)), status)
 
     def _new_proxy(self, name: str, listen: str, upstream: str) -> Proxy:
         return Proxy(name, listen, upstream, self.rng)

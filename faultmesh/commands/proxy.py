@@ -16,7 +16,10 @@ EXAMPLES = """examples:
   python -c 'import toxiproxy; print(toxiproxy.Toxiproxy().version())'
 
 Runs in the foreground until Ctrl-C, SIGTERM or SIGHUP (exit 0, every proxy and connection
-closed). A port already taken exits 3 with one line. See docs/proxy.md for what is compatible.
+closed). A port already taken exits 3 with one line. --config FILE creates proxies at start
+as toxiproxy-server -config does: FILE is a JSON list of {"name", "listen", "upstream",
+"enabled"}; a file that cannot be read or a bad entry exits 2, a listen address taken 3.
+See docs/proxy.md for what is compatible.
 """
 
 
@@ -29,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8474, help="API port (default 8474)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of toxicity draws, jitter and slicer sizes (default 0)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="create the proxies listed in this JSON file at start (Toxiproxy's "
+                   "-config format: a list of {name, listen, upstream, enabled})")
     p.set_defaults(run=run)
 
 
@@ -39,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, not {args.port}")
+    proxies = _read_config(args.config) if args.config else None
     server = ProxyServer(args.host, args.port, seed=args.seed)
 
     async def main() -> None:
@@ -47,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise RunError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
+        if proxies is not None:
+            await _populate(server, proxies, args.config)
         print(f"faultmesh proxy: Toxiproxy API on {server.url} (Ctrl-C stops)",
               file=sys.stderr, flush=True)
         # started as a child by faultmesh (FAULTMESH_PARENT): stop when that process is gone
@@ -61,3 +70,35 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("faultmesh proxy: stopped", file=sys.stderr)
     return 0
+
+
+def _read_config(path: str) -> list[object]:
+    """The proxies of a Toxiproxy ``-config`` file; UsageError when unreadable or not a list."""
+    import json
+
+    from topologies.errors import UsageError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise UsageError(f"--config {path}: {(exc.strerror or str(exc)).lower()}") from None
+    except ValueError as exc:
+        raise UsageError(f"--config {path}: not JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise UsageError(f"--config {path}: expected a JSON list of proxies")
+    return data
+
+
+async def _populate(server: object, proxies: list[object], path: str) -> None:
+    """Create the configured proxies: a refused entry is bad input (exit 2), except an address
+    that cannot be bound (exit 3); the server is stopped first either way."""
+    from chaos.proxy.errors import ApiError
+    from topologies.errors import RunError, UsageError
+
+    try:
+        await server.populate(proxies)  # type: ignore[attr-defined]
+    except ApiError as err:
+        await server.stop_async()  # type: ignore[attr-defined]
+        kind = UsageError if err.status == 400 else RunError
+        raise kind(f"--config {path}: {err.message}") from None
