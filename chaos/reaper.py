@@ -23,6 +23,7 @@ import sys
 import time
 
 from chaos.dockercli import RUN_LABEL, docker
+from topologies.errors import RunError
 
 __all__ = ["Reaper", "reap", "main", "CLOSE_WAIT"]
 
@@ -102,7 +103,8 @@ class Reaper:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m chaos.reaper RUN_ID``: wait for end of file on standard input, then
-    reap. Exit 0 when everything went, 3 when docker refused to remove something."""
+    reap. Exit 0 when everything went, 3 when docker refused to remove something or could
+    not be asked (one line on standard error each), 2 on a wrong command line."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m chaos.reaper RUN_ID", file=sys.stderr)
@@ -118,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         pass
     while True:
-        containers, networks, errors = reap(run_id)
+        try:
+            containers, networks, errors = reap(run_id)
+        except RunError as exc:  # no docker command, an engine that does not answer
+            containers, networks, errors = 0, 0, [str(exc)]
         if said == _CLOSING or not (containers or networks) or errors:
             break
         time.sleep(_AGAIN_AFTER)

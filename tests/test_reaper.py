@@ -1,5 +1,6 @@
 """Nothing left behind with containers: the reaper and ``faultmesh clean`` against a real
-Docker engine (skipped with the reason where none answers).
+Docker engine (those tests are slow and skipped with the reason where none answers), and
+both without a docker command (one line, no traceback; clean finds no containers).
 
 Containers come from the faultmesh emulator image (built when missing), running a sleeping
 Python so they stay up until something removes them.
@@ -21,7 +22,8 @@ from chaos.dockercli import RUN_LABEL, docker, new_run_id, run_pid, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 _WHY = unavailable()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(_WHY is not None, reason=str(_WHY))]
+#: On every test that needs a Docker engine.
+docker_only = pytest.mark.skipif(_WHY is not None, reason=str(_WHY))
 
 SLEEP = ["python3", "-c", "import time; time.sleep(600)"]
 
@@ -81,6 +83,8 @@ def test_run_id_names_its_pid():
     assert run_pid("faultmesh-x-abcdef") is None and run_pid("other") is None
 
 
+@pytest.mark.slow
+@docker_only
 def test_sigkilled_parent_leaves_nothing(image, cleanup):
     # a real parent: starts the reaper, then its containers and network, then says so and
     # waits to be killed
@@ -112,6 +116,8 @@ def test_sigkilled_parent_leaves_nothing(image, cleanup):
     print(f"gone {took:.1f} s after SIGKILL")
 
 
+@pytest.mark.slow
+@docker_only
 def test_close_reaps_at_once(image, cleanup):
     from chaos.reaper import Reaper
 
@@ -129,11 +135,29 @@ def test_close_reaps_at_once(image, cleanup):
     assert len(_containers(other)) == 1 and len(_networks(other)) == 1
 
 
-def _clean(*args: str) -> subprocess.CompletedProcess:
+def _clean(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "faultmesh", "clean", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
 
 
+def test_without_docker_clean_finds_no_containers_and_the_reaper_says_why(tmp_path):
+    # no docker command on the PATH: as on a machine without Docker
+    env = {**os.environ, "PATH": str(tmp_path)}
+    done = _clean("--dry-run", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "container" not in done.stdout and "network" not in done.stdout
+    reaper = subprocess.run([sys.executable, "-m", "chaos.reaper", new_run_id()], cwd=REPO,
+                            env=env, input="", capture_output=True, text=True, timeout=60)
+    assert reaper.returncode == 3
+    assert reaper.stderr.count("\n") == 1 and "docker" in reaper.stderr, reaper.stderr
+    assert "Traceback" not in reaper.stderr
+    usage = subprocess.run([sys.executable, "-m", "chaos.reaper"], cwd=REPO, input="",
+                           capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage:")
+
+
+@pytest.mark.slow
+@docker_only
 def test_clean_removes_dead_runs_only(image, cleanup):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -160,6 +184,8 @@ def test_clean_removes_dead_runs_only(image, cleanup):
     assert live not in done.stdout
 
 
+@pytest.mark.slow
+@docker_only
 def test_clean_removes_image_build_leftovers_of_gone_builds(image, cleanup):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
