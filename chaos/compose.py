@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import topologies
+from topologies.errors import UsageError
 from topologies.model import Fault, Topology
 from topologies.userservice import dependency_env, is_user_service
 
@@ -112,6 +113,10 @@ def build(topology: Topology, image: str, stem: str, port_base: int | None = Non
     proxy API on 127.0.0.1:port_base and the entry's proxies on the ports after it (None:
     ephemeral host ports, found with ``docker-compose port``).
     """
+    for name, spec in topology.services.items():
+        if spec.image is None and spec.command is not None:
+            raise UsageError(f"services.{name}: a command: service has no image for "
+                             f"docker-compose to run; give it image:")
     edges = _edges(topology)
     side = f"./{stem}.faultmesh"
     services: dict[str, Any] = {}

@@ -282,3 +282,55 @@ def test_the_file_runs_by_hand(two: Path, tmp_path: Path) -> None:
     assert docker("ps", "-aq", "--filter", label).stdout.strip() == ""
     assert docker("network", "ls", "-q", "--filter", label).stdout.strip() == ""
     assert os.path.isdir(tmp_path / "docker-compose.faultmesh")
+
+
+USER = """\
+version: 1
+name: mixed
+entry: front
+services:
+  front:
+    image: acme/front:1
+    port: 9000
+    health: /ready
+    env: {MODE: fast, PRICE: "$5"}
+    calls:
+      - to: back-end
+  back-end:
+    replicas: 2
+workload:
+  rate: 5
+  duration: 10s
+scenarios:
+  front-errors:
+    faults:
+      - {type: errors, target: front, rate: 0.2, status: 502}
+"""
+
+
+def test_a_user_service_runs_its_image_with_the_dependency_variables(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_text(USER)
+    export = build(topologies.load(path), "img:1", "dc")
+    front = export.compose["services"]["front-0"]
+    assert front["image"] == "acme/front:1" and "command" not in front
+    env = front["environment"]
+    assert env["FAULTMESH_BACK_END_URL"] == "http://proxy:10001"
+    assert env["FAULTMESH_BACK_END_URLS"] == "http://proxy:10001,http://proxy:10002"
+    assert (env["FAULTMESH_SERVICE"], env["FAULTMESH_REPLICA"], env["PORT"]) == \
+        ("front", "0", "9000")
+    assert env["MODE"] == "fast" and env["PRICE"] == "$$5"  # not a compose variable
+    test = front["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and "http://127.0.0.1:9000/ready" in test[1]
+    config = json.loads(export.files["proxies.json"])
+    assert config[0]["upstream"] == "front-0:9000"
+    # errors on a user service: the proxy's HTTP toxic in front of it
+    assert '"type":"http_error"' in export.header and '"toxicity":0.2' in export.header
+
+
+def test_a_command_only_service_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cmd.yaml"
+    path.write_text(USER.replace("image: acme/front:1", "command: python -m front"))
+    done = _faultmesh("export", "compose", str(path), "--image", "img:1", cwd=tmp_path)
+    assert done.returncode == 2 and "services.front" in done.stderr
+    assert "Traceback" not in done.stderr
