@@ -17,6 +17,7 @@ child made by a bare ``os.fork`` would keep it waiting until that child ends too
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -25,13 +26,17 @@ import time
 from chaos.dockercli import RUN_LABEL, docker
 from topologies.errors import RunError
 
-__all__ = ["Reaper", "reap", "main", "CLOSE_WAIT"]
+__all__ = ["Reaper", "reap", "main", "CLOSE_WAIT", "IN_FLIGHT_WAIT"]
 
 #: Seconds :meth:`Reaper.close` waits for the reaper to finish removing.
 CLOSE_WAIT = 120.0
-#: After a pass that removed something, the reaper looks again this much later: a ``docker
-#: run`` the SIGKILLed run had started can still create its container after the first pass.
-_AGAIN_AFTER = 1.0
+#: Seconds between the passes of a reaper whose run was killed: it looks again while a
+#: command of the run is still going (a ``docker run`` the run had started goes on as an
+#: orphan and can create its container after the first pass), and once after a pass that
+#: removed something.
+_AGAIN_AFTER = 0.5
+#: At most this many seconds of passes after a kill, however long such commands go on.
+IN_FLIGHT_WAIT = 60.0
 #: What :meth:`Reaper.close` writes before closing the pipe: an orderly end.
 _CLOSING = b"close\n"
 
@@ -60,6 +65,23 @@ def reap(run_id: str) -> tuple[int, int, list[str]]:
     return len(containers), len(networks), errors
 
 
+def _in_flight(run_id: str) -> bool:
+    """Whether a process other than this one has ``run_id`` on its command line: a docker
+    command of the run (``docker run --label faultmesh.run=ID``, ``docker kill ID-svc-0``)
+    that outlived it."""
+    needle, me = run_id.encode(), os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                if needle in fh.read():
+                    return True
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return False
+
+
 class Reaper:
     """The reaper process of run ``run_id``, started at construction; :meth:`close` (or the
     end of a ``with`` block) makes it remove the run's containers and networks now and waits
@@ -79,8 +101,8 @@ class Reaper:
         stdin = self.process.stdin
         if stdin is not None and not stdin.closed:
             try:
-                # said before the end of file: no docker run of ours is in flight, so one
-                # pass is enough (the reaper of a killed run looks twice)
+                # said before the end of file: no docker command of ours is in flight, so
+                # one pass is enough (the reaper of a killed run looks on while one is)
                 stdin.write(_CLOSING)
                 stdin.flush()
             except OSError:  # the reaper is gone already
@@ -119,12 +141,22 @@ def main(argv: list[str] | None = None) -> int:
             said += chunk  # only the end of the pipe starts the work
     except OSError:
         pass
+    killed = said != _CLOSING
+    deadline = time.monotonic() + IN_FLIGHT_WAIT
+    passes = 0
     while True:
+        # looked at before the pass: if no command of the run was still going then, the
+        # pass sees every container the run will ever have
+        flying = killed and _in_flight(run_id)
         try:
             containers, networks, errors = reap(run_id)
         except RunError as exc:  # no docker command, an engine that does not answer
             containers, networks, errors = 0, 0, [str(exc)]
-        if said == _CLOSING or not (containers or networks) or errors:
+        passes += 1
+        if not killed or errors or time.monotonic() > deadline:
+            break
+        # one more look after removing something: a create the daemon was still finishing
+        if not flying and (passes >= 2 or not (containers or networks)):
             break
         time.sleep(_AGAIN_AFTER)
     for error in errors:

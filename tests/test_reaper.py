@@ -118,6 +118,36 @@ def test_sigkilled_parent_leaves_nothing(image, cleanup):
 
 @pytest.mark.slow
 @docker_only
+def test_container_still_being_created_at_the_kill_is_reaped(image, cleanup):
+    # the run dies while its `docker run` is in flight: the orphaned docker command creates
+    # the container after the reaper's first pass, which must not be its last
+    run_id = new_run_id()
+    cleanup.append(run_id)
+    since = str(int(time.time()) - 1)
+    parent = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os, signal, subprocess
+        from chaos.reaper import Reaper
+        Reaper({run_id!r})
+        # a docker run slow to get going (a loaded machine): after the reaper's first pass
+        run = ("sleep 1.5; exec docker run -d --label {RUN_LABEL}={run_id} {image} "
+               "python3 -c 'import time; time.sleep(600)'")
+        subprocess.Popen(["sh", "-c", run], stdout=subprocess.DEVNULL)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """)], cwd=REPO, timeout=60)
+    assert parent.returncode == -signal.SIGKILL
+    # the container is made (else this proves nothing), then removed by the reaper
+    t0, actions = time.monotonic(), []
+    while time.monotonic() - t0 < 10 and "destroy" not in actions:
+        time.sleep(0.5)
+        actions = docker("events", "--since", since, "--until", str(int(time.time())),
+                         "--filter", f"label={RUN_LABEL}={run_id}",
+                         "--format", "{{.Action}}").stdout.split()
+    assert "create" in actions and "destroy" in actions, actions
+    assert not _containers(run_id)
+
+
+@pytest.mark.slow
+@docker_only
 def test_close_reaps_at_once(image, cleanup):
     from chaos.reaper import Reaper
 
