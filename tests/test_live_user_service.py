@@ -157,6 +157,44 @@ def test_nothing_left_running(run: tuple[int, str, str, Path]) -> None:
     assert leftovers(out) == []
 
 
+def test_sigkilled_faultmesh_takes_the_program_with_it(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from procs import run_processes
+
+    path = tmp_path / "t.yaml"
+    path.write_text(_topology(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "live", str(path), "--out",
+                             str(tmp_path / "r"), "--no-report", "--duration", "60s"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children = []
+    try:
+        give_up = time.monotonic() + 30
+        while not (tmp_path / "env.jsonl").exists() and time.monotonic() < give_up:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the program and its sleep child are up
+        children = run_processes(parent=proc.pid)
+        assert any("program.py" in " ".join(c.args) for c in children), children
+        assert any(c.args[:1] == ["sleep"] for c in children), children
+        proc.kill()
+        proc.wait(10)
+        killed = time.monotonic()
+        while run_processes(parent=proc.pid) and time.monotonic() - killed < 8.0:
+            time.sleep(0.1)
+        assert run_processes(parent=proc.pid) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for child in children:
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def _refused(base: Path, topology: str, *extra: str) -> tuple[int, str]:
     import subprocess
 

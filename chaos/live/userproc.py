@@ -7,9 +7,10 @@ as ``PORT`` (the service's ``port:`` is the port inside a container, for the doc
 It is ready once an HTTP GET on its ``health`` path answers 2xx (a TCP connect is not enough:
 a program may listen before it can answer). Its stdout and stderr go to a log file.
 
-A user's program does not run faultmesh's parent watchdog, so it gets its own process group
-and the whole group is signalled: stopped at teardown (SIGCONT, SIGTERM, then SIGKILL),
-killed and paused by the ``kill`` and ``pause`` faults.
+A user's program does not run faultmesh's parent watchdog, so it runs under a small wrapper
+that does (:mod:`chaos.live.userwrap`: the group is killed if faultmesh disappears), in a
+process group of its own, and the whole group is signalled: stopped at teardown (SIGCONT,
+SIGTERM, then SIGKILL), killed and paused by the ``kill`` and ``pause`` faults.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -112,7 +114,9 @@ def start_user_process(service: str, replica: int, command: Sequence[str],
     name = f"{service}/{replica}"
     with open(log, "ab") as out:
         try:
-            p = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT,
+            # under the parent watchdog (chaos.live.userwrap), which the program does not run
+            p = subprocess.Popen([sys.executable, "-m", "chaos.live.userwrap", "--",
+                                  *command], stdout=out, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, env=full_env, cwd=cwd or None,
                                  start_new_session=True)
         except OSError as exc:
