@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from topologies.errors import RunError
 
+from ..emulator.launch import ReplicaProcess
 from ..watchdog import child_env
 
 __all__ = ["UserProcess", "start_user_process", "free_port", "READY_TIMEOUT"]
@@ -38,18 +39,9 @@ TAIL_LINES = 10
 
 
 @dataclass
-class UserProcess:
-    """A running user program (the leader of its own process group) and its port."""
-
-    service: str
-    replica: int
-    port: int
-    process: subprocess.Popen[bytes]
-    log: str
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+class UserProcess(ReplicaProcess):
+    """A running user program (the leader of its own process group) and its port: a
+    replica process whose signals reach the whole group."""
 
     def signal_group(self, sig: int) -> None:
         """Send ``sig`` to the program and every process it started (its group)."""
