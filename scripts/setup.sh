@@ -12,7 +12,7 @@ echo "setup: updating pip"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 if [ "${1:-}" = "--test" ]; then
     echo "setup: installing faultmesh, its dependencies and the test tools (about a minute)"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,examples]'
     if ! command -v chromium >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             echo "setup: installing chromium (Debian package) for the report browser tests"
