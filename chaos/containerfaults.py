@@ -33,8 +33,8 @@ the simulator's meaning of the fault type (docs/simulation.md):
 The iptables rules are applied from the host, ``nsenter -t <pid> -n iptables ...`` into the
 container's network namespace (measured 5 ms; the host has nsenter and iptables): it works
 for any image, paused ones too, and needs nothing inside the container. Where the host lacks
-either tool, the rules are run inside the container with ``docker exec --privileged`` (the
-faultmesh emulator image has iptables).
+either tool, a short-lived helper container of the emulator image joins the target's network
+namespace and runs them (:func:`iptables`, ``via="helper"``).
 
 No netem in this machine's kernel: delay and jitter stay in the fault proxy.
 """
@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from chaos.dockercli import docker
+from chaos.dockercli import KIND_LABEL, RUN_LABEL, docker
 from topologies.errors import RunError, UsageError
 
 __all__ = ["Undo", "kill", "start", "pause", "unpause", "partition", "heal", "loss", "cpu",
@@ -101,22 +101,35 @@ def unpause(container: str) -> None:
     docker("unpause", container, timeout=30)
 
 
-def iptables(container: str, *rule: str) -> str:
-    """Run ``iptables RULE...`` in the container's network namespace (its output): from the
-    host with nsenter when it has nsenter and iptables, else inside with ``docker exec
-    --privileged``."""
-    if shutil.which("nsenter") and shutil.which("iptables"):
-        pid = _inspect(container)["State"]["Pid"]
-        if not pid:
-            raise RunError(f"{container}: not running, no network namespace to change")
-        cmd = ["nsenter", "-t", str(pid), "-n", "iptables", "-w", "5", *rule]
+def iptables(container: str, *rule: str, via: str | None = None) -> str:
+    """Run ``iptables RULE...`` in the container's network namespace and return its output.
+
+    ``via="nsenter"`` (the default when the host has nsenter and iptables): from the host,
+    ``nsenter -t <pid> -n iptables``. ``via="helper"`` (the default otherwise): in a
+    short-lived container of the emulator image (it has iptables) sharing the target's
+    network namespace (``--network container:<c> --cap-add NET_ADMIN``), labelled with the
+    target's run; works for any target image. (``docker exec --privileged`` is refused on
+    this machine: "unable to apply caps".)"""
+    if via is None:
+        via = "nsenter" if shutil.which("nsenter") and shutil.which("iptables") else "helper"
+    info = _inspect(container)
+    if not info["State"]["Pid"]:
+        raise RunError(f"{container}: not running, no network namespace to change")
+    if via == "nsenter":
+        cmd = ["nsenter", "-t", str(info["State"]["Pid"]), "-n", "iptables", "-w", "5", *rule]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
             raise RunError(f"{container}: {' '.join(cmd[4:])}: {last}")
         return done.stdout
-    return docker("exec", "--privileged", container, "iptables", "-w", "5", *rule,
-                  timeout=30).stdout
+    from chaos.images import emulator_image  # only this path needs the image
+
+    labels = info["Config"].get("Labels") or {}
+    run = labels.get(RUN_LABEL, "")
+    return docker("run", "--rm", "--label", f"{RUN_LABEL}={run}", "--label",
+                  f"{KIND_LABEL}=other", "--network", f"container:{container}",
+                  "--cap-add", "NET_ADMIN", emulator_image(build=False),
+                  "iptables", "-w", "5", *rule, timeout=60).stdout
 
 
 def partition(container: str) -> Undo:

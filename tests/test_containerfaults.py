@@ -124,6 +124,7 @@ def test_partition_hangs_until_timeout_not_refused_then_heal(replica):
     t0 = time.monotonic()
     undo = cf.partition(replica.name)
     applied = time.monotonic() - t0
+    assert cf.iptables(replica.name, "-S", via="helper").count("-j DROP") == 2
     try:
         what, took = replica.get()
         assert what == "timeout" and took >= HANG * 0.9, (what, took)
@@ -132,6 +133,8 @@ def test_partition_hangs_until_timeout_not_refused_then_heal(replica):
     assert replica.get()[0] == "ok"
     # healed means no rule of ours is left in the namespace
     rules = cf.iptables(replica.name, "-S")
+    # the path for hosts without nsenter/iptables sees the same namespace
+    assert rules == cf.iptables(replica.name, "-S", via="helper")
     assert "DROP" not in rules, rules
     print(f"[containerfaults] partition applied in {applied * 1000:.0f} ms; request hung "
           f"{took:.2f} s (client timeout); healed")
