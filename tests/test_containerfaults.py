@@ -19,7 +19,8 @@ from chaos import containerfaults as cf
 from chaos.dockercli import KIND_LABEL, RUN_LABEL, docker, new_run_id, unavailable
 
 _WHY = unavailable()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(_WHY is not None, reason=str(_WHY))]
+#: On every test that runs containers.
+docker_only = pytest.mark.skipif(_WHY is not None, reason=str(_WHY))
 
 TOPOLOGY = """\
 version: 1
@@ -42,6 +43,7 @@ class Replica:
     def __init__(self, name: str) -> None:
         self.name = name
         self.port = 0
+        self.run_id = self.image = ""
 
     def refresh_port(self) -> None:
         # a restarted container may publish on another host port
@@ -102,10 +104,13 @@ def replica(tmp_path_factory):
                "--host", "0.0.0.0", "--port", "8000", "--log", "/tmp/s.csv",
                "--epoch", f"{time.time():.3f}")
         rep = Replica(name)
+        rep.run_id, rep.image = run_id, image
         print(f"\n[containerfaults] first start to healthy: {rep.wait_healthy():.2f} s")
         yield rep
 
 
+@pytest.mark.slow
+@docker_only
 def test_pause_hangs_then_unpause_answers(replica):
     assert replica.get()[0] == "ok"
     undo = cf.pause(replica.name)
@@ -119,6 +124,8 @@ def test_pause_hangs_then_unpause_answers(replica):
     print(f"[containerfaults] pause: hung {HANG} s; after unpause answered in {took:.3f} s")
 
 
+@pytest.mark.slow
+@docker_only
 def test_partition_hangs_until_timeout_not_refused_then_heal(replica):
     assert replica.get()[0] == "ok"
     t0 = time.monotonic()
@@ -140,6 +147,8 @@ def test_partition_hangs_until_timeout_not_refused_then_heal(replica):
           f"{took:.2f} s (client timeout); healed")
 
 
+@pytest.mark.slow
+@docker_only
 def test_loss_makes_requests_slower_or_fail(replica):
     # tolerance: without loss every request of 16 answers within 0.5 s; with half the
     # incoming packets dropped a lost packet costs a TCP resend after ~1 s, so a request is
@@ -171,6 +180,8 @@ def _host(container: str) -> dict:
     return json.loads(docker("inspect", container).stdout)[0]["HostConfig"]
 
 
+@pytest.mark.slow
+@docker_only
 def test_cpu_quota_cut_then_restored(replica):
     free = _busy(replica.name)
     undo = cf.cpu(replica.name, 0.1, base_cpus=1.0)
@@ -186,6 +197,8 @@ def test_cpu_quota_cut_then_restored(replica):
           f"({slow / free:.1f}x)")
 
 
+@pytest.mark.slow
+@docker_only
 def test_memory_limit_oom_kill_recorded(replica):
     since = time.time()
     undo = cf.memory(replica.name, 96 * 1024 * 1024)
@@ -214,6 +227,8 @@ def test_memory_limit_oom_kill_recorded(replica):
           f"{when - since:.2f} s after the limit")
 
 
+@pytest.mark.slow
+@docker_only
 def test_kill_refuses_then_start_answers(replica):
     assert replica.get()[0] == "ok"
     t0 = time.monotonic()
@@ -227,3 +242,30 @@ def test_kill_refuses_then_start_answers(replica):
     assert replica.get()[0] == "ok"
     print(f"[containerfaults] kill: dead in {killed:.2f} s, refused in {took * 1000:.0f} ms; "
           f"start to healthy {time.monotonic() - t0:.2f} s ({healthy:.2f} s polling)")
+
+
+@pytest.mark.slow
+@docker_only
+def test_oom_kill_of_the_main_process_from_state(replica):
+    # the container's own process is the victim: State.OOMKilled and FinishedAt say when
+    name = f"{replica.run_id}-hog-0"
+    since = time.time()
+    docker("run", "--name", name, "--label", f"{RUN_LABEL}={replica.run_id}",
+           "--label", f"{KIND_LABEL}=other", "--memory", "64m", "--memory-swap", "64m",
+           replica.image, "python", "-c", "x = b'x' * (300 * 2**20)", check=False,
+           timeout=60)
+    state = json.loads(docker("inspect", name).stdout)[0]["State"]
+    assert state["OOMKilled"] and state["ExitCode"] == 137, state
+    when = cf.oom_killed(name)
+    assert when is not None and since - 1 <= when <= time.time() + 1, (since, when)
+    docker("rm", "-f", name)
+
+
+def test_bad_arguments_refused_before_docker_is_asked():
+    from topologies.errors import UsageError
+
+    for call in (lambda: cf.loss("c", 1.5), lambda: cf.loss("c", -0.1),
+                 lambda: cf.cpu("c", 0.0), lambda: cf.cpu("c", 1.5),
+                 lambda: cf.cpu("c", 0.5, base_cpus=0), lambda: cf.memory("c", 1024)):
+        with pytest.raises(UsageError):
+            call()
