@@ -143,6 +143,7 @@ def _workdir(path: Path) -> Path:
     (path / "tmp").mkdir()
     (path / "topologies").symlink_to(os.path.join(ROOT, "topologies"))
     (path / "benchmarks").symlink_to(os.path.join(ROOT, "benchmarks"))
+    (path / "examples").symlink_to(os.path.join(ROOT, "examples"))
     (path / ".venv").symlink_to(os.path.dirname(BIN))  # `.venv/bin/python ...` examples
     for name, source in OWN_FILES.items():
         shutil.copy(os.path.join(ROOT, source), path / name)
