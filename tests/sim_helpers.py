@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 
 import topologies
 from topologies.model import Topology
@@ -61,3 +66,36 @@ def md1_response(lam: float, d: float) -> float:
 
 
 assert math.isclose(erlang_b(3, 2.0), (8 / 6) / (1 + 2 + 2 + 8 / 6))
+
+
+#: A simulation long enough (20000 s simulated) to be stopped while it runs.
+LONG_SIM = """\
+version: 1
+name: long
+entry: a
+workload: {model: open, rate: 50/s, duration: 20000s, warmup: 0s}
+services:
+  a: {latency: {dist: exponential, mean: 4ms}, calls: [{to: b}]}
+  b: {latency: {dist: exponential, mean: 4ms}}
+"""
+
+
+def long_sim_running(tmp_path: Path, *options: str
+                     ) -> tuple[subprocess.Popen[str], Path, Path]:
+    """``faultmesh sim`` of :data:`LONG_SIM` in a real child process (progress as plain lines
+    every 0.2 s into ``stderr.txt``), returned once it has reported simulated time (bounded
+    wait): (process, result directory, stderr file). ``options`` default to --no-report."""
+    path = tmp_path / "long.yaml"
+    path.write_text(LONG_SIM)
+    out, err = tmp_path / "out", tmp_path / "stderr.txt"
+    with open(err, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "sim", str(path), "--out",
+                                 str(out), *(options or ["--no-report"])],
+                                stdout=subprocess.DEVNULL, stderr=fh, text=True,
+                                env={**os.environ, "FAULTMESH_PROGRESS": "lines",
+                                     "FAULTMESH_PROGRESS_EVERY": "0.2"})
+    deadline = time.monotonic() + 60
+    while "s simulated" not in err.read_text() and time.monotonic() < deadline:
+        assert proc.poll() is None, err.read_text()
+        time.sleep(0.2)
+    return proc, out, err

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import quick_first
 from procs import alive, listening, listening_ports, run_processes
+from sim_helpers import long_sim_running
 
 LIVE = """\
 version: 1
@@ -38,15 +39,6 @@ services:
     latency: {dist: constant, value: 5ms}
 """
 
-LONG_SIM = """\
-version: 1
-name: long
-entry: a
-workload: {model: open, rate: 50/s, duration: 20000s, warmup: 0s}
-services:
-  a: {latency: {dist: exponential, mean: 4ms}, calls: [{to: b}]}
-  b: {latency: {dist: exponential, mean: 4ms}}
-"""
 
 
 def _faultmesh(args: list[str], tmp: Path, **env: str) -> subprocess.Popen[str]:
@@ -153,20 +145,7 @@ def test_sigkill_on_live_leaves_children_that_end_themselves_within_5s(tmp_path)
 
 
 def _sim_until_running(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
-    path = tmp_path / "long.yaml"
-    path.write_text(LONG_SIM)
-    out = tmp_path / "out"
-    err = tmp_path / "stderr.txt"
-    with open(err, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "sim", str(path), "--out",
-                                 str(out), "--no-report"], stdout=subprocess.DEVNULL,
-                                stderr=fh, text=True,
-                                env={**os.environ, "FAULTMESH_PROGRESS": "lines",
-                                     "FAULTMESH_PROGRESS_EVERY": "0.2"})
-    deadline = time.monotonic() + 60
-    while "simulated" not in err.read_text() and time.monotonic() < deadline:
-        assert proc.poll() is None, err.read_text()
-        time.sleep(0.2)
+    proc, out, _ = long_sim_running(tmp_path)
     time.sleep(0.5)
     return proc, out
 

@@ -4,43 +4,18 @@ still leaves its results, marked partial, and a long run shows how far it has go
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
-
-LONG = """\
-version: 1
-name: long
-entry: a
-workload: {model: open, rate: 50/s, duration: 20000s, warmup: 0s}
-services:
-  a: {latency: {dist: exponential, mean: 4ms}, calls: [{to: b}]}
-  b: {latency: {dist: exponential, mean: 4ms}}
-"""
+from sim_helpers import long_sim_running
 
 
 def _run_until_progress_then_interrupt(tmp_path, *options):
     """Start a long run, wait (bounded) until it reports progress, then press Ctrl-C."""
-    path = tmp_path / "long.yaml"
-    path.write_text(LONG)
-    out, err = tmp_path / "out", tmp_path / "stderr.txt"
-    with open(err, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "faultmesh", "sim", str(path), "--out",
-                                 str(out), *(options or ["--no-report"])],
-                                stdout=subprocess.DEVNULL, stderr=fh,
-                                env={**os.environ, "FAULTMESH_PROGRESS": "lines",
-                                     "FAULTMESH_PROGRESS_EVERY": "0.2"})
-        deadline = time.monotonic() + 60
-        while "s simulated" not in err.read_text() and time.monotonic() < deadline:
-            assert proc.poll() is None, err.read_text()
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
+    proc, out, err = long_sim_running(tmp_path, *options)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
     return proc.returncode, err.read_text(), out
 
 
