@@ -157,25 +157,26 @@ def first_rise(service: str) -> Metric:
     return metric
 
 
-def ready_min(service: str) -> Metric:
+def _series_stat(service: str, column: str, how: str, doc: str) -> Metric:
+    """A metric: ``how`` (min or mean) of a timeseries column of ``service`` in the window."""
     def metric(run: Run, w: Window) -> float:
-        return float(_in(_series(run, service), w, "t")["ready_replicas"].min())
-    metric.__doc__ = f"fewest ready {service} replicas in the window"
+        return float(getattr(_in(_series(run, service), w, "t")[column], how)())
+    metric.__doc__ = doc
     return metric
+
+
+def ready_min(service: str) -> Metric:
+    return _series_stat(service, "ready_replicas", "min",
+                        f"fewest ready {service} replicas in the window")
 
 
 def busy(service: str) -> Metric:
-    def metric(run: Run, w: Window) -> float:
-        return float(_in(_series(run, service), w, "t")["busy"].mean())
-    metric.__doc__ = f"mean busy units of {service} in the window"
-    return metric
+    return _series_stat(service, "busy", "mean", f"mean busy units of {service} in the window")
 
 
 def queued(service: str) -> Metric:
-    def metric(run: Run, w: Window) -> float:
-        return float(_in(_series(run, service), w, "t")["queued"].mean())
-    metric.__doc__ = f"mean requests queued at {service} in the window"
-    return metric
+    return _series_stat(service, "queued", "mean",
+                        f"mean requests queued at {service} in the window")
 
 
 def short_circuited(service: str) -> Metric:
