@@ -52,8 +52,8 @@ from datetime import datetime
 from chaos.dockercli import KIND_LABEL, RUN_LABEL, docker
 from topologies.errors import RunError, UsageError
 
-__all__ = ["Undo", "kill", "start", "pause", "unpause", "partition", "heal", "loss", "cpu",
-           "memory", "oom_killed", "iptables"]
+__all__ = ["Undo", "inspect", "kill", "start", "pause", "unpause", "partition", "heal", "loss",
+           "cpu", "memory", "oom_killed", "iptables"]
 
 #: Takes a fault back; calling it twice is harmless only where the docstring says so.
 Undo = Callable[[], None]
@@ -62,7 +62,8 @@ Undo = Callable[[], None]
 _PARTITION = (("INPUT", "-i", "eth0", "-j", "DROP"), ("OUTPUT", "-o", "eth0", "-j", "DROP"))
 
 
-def _inspect(container: str) -> dict:
+def inspect(container: str) -> dict:
+    """``docker inspect`` of one container (RunError when there is no such container)."""
     done = docker("inspect", "--type", "container", container, timeout=30)
     return json.loads(done.stdout)[0]
 
@@ -77,7 +78,7 @@ def kill(container: str, timeout: float = 10.0) -> Undo:
     docker("kill", container, timeout=30)
     # docker kill returns once the signal is sent; the caller wants a dead container
     deadline = time.monotonic() + timeout
-    while _inspect(container)["State"]["Running"]:
+    while inspect(container)["State"]["Running"]:
         if time.monotonic() > deadline:
             raise RunError(f"{container}: still running {timeout:g} s after docker kill")
         time.sleep(0.05)
@@ -112,7 +113,7 @@ def iptables(container: str, *rule: str, via: str | None = None) -> str:
     this machine: "unable to apply caps".)"""
     if via is None:
         via = "nsenter" if shutil.which("nsenter") and shutil.which("iptables") else "helper"
-    info = _inspect(container)
+    info = inspect(container)
     if not info["State"]["Pid"]:
         raise RunError(f"{container}: not running, no network namespace to change")
     if via == "nsenter":
@@ -167,7 +168,7 @@ def cpu(container: str, fraction: float, base_cpus: float = 1.0) -> Undo:
     if not 0.0 < fraction <= 1.0 or base_cpus <= 0:
         raise UsageError(f"cpu fraction must be in (0, 1] and base_cpus > 0, not "
                          f"{fraction}, {base_cpus}")
-    before = _inspect(container)["HostConfig"].get("NanoCpus") or 0
+    before = inspect(container)["HostConfig"].get("NanoCpus") or 0
     # docker refuses less than 0.01 CPU
     docker("update", "--cpus", f"{max(fraction * base_cpus, 0.01):.3f}", container, timeout=30)
     restore = before / 1e9 if before else float(os.cpu_count() or 1)
@@ -180,7 +181,7 @@ def memory(container: str, limit_bytes: int) -> Undo:
     without one gets the host's physical memory: docker update cannot unset a limit)."""
     if limit_bytes < 6 * 1024 * 1024:
         raise UsageError(f"memory limit {limit_bytes} bytes: docker's minimum is 6 MiB")
-    host = _inspect(container)["HostConfig"]
+    host = inspect(container)["HostConfig"]
     mem, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
     docker("update", "--memory", str(limit_bytes), "--memory-swap", str(limit_bytes),
            container, timeout=30)
@@ -203,7 +204,7 @@ def oom_killed(container: str, since: float | None = None) -> float | None:
     last start), or None. A container whose main process the OOM killer took shows
     ``State.OOMKilled`` (its time: ``FinishedAt``); a kill of another process in it (the
     container lives on) only shows as an ``oom`` event, so the events are asked too."""
-    state = _inspect(container)["State"]
+    state = inspect(container)["State"]
     if since is None:
         since = _unix(state["StartedAt"])
     if state.get("OOMKilled") and not state.get("Running"):

@@ -61,8 +61,10 @@ def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: in
 
 def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 0,
              duration: float | None = None, report: bool = True,
-             toxiproxy_url: str | None = None, web: bool = False) -> dict[str, Any]:
-    """Run one scenario live (local processes, proxies, Locust) into ``out``; returns the
+             toxiproxy_url: str | None = None, web: bool = False,
+             runtime: str = "process") -> dict[str, Any]:
+    """Run one scenario live (local processes or containers, proxies, Locust) into ``out``
+    (``runtime``: ``process`` or ``docker``); returns the
     final summary. Interrupted during the load, it writes what it has (``"partial": true``),
     its figures and its report (flagged partial), and raises KeyboardInterrupt."""
     from chaos.live import LiveRun
@@ -74,7 +76,7 @@ def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 
     label = f"live {topology.name}/{scenario or 'baseline'}"
     with progress.LiveView(label, duration or topology.workload.duration) as view:
         run = LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
-                      toxiproxy_url=toxiproxy_url, web=web, watch=view)
+                      toxiproxy_url=toxiproxy_url, web=web, watch=view, runtime=runtime)
         try:
             run.run()
         except KeyboardInterrupt:

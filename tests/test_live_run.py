@@ -128,11 +128,26 @@ def test_finalize_reads_it_and_nothing_is_left(run: tuple[int, str, str]) -> Non
     assert leftovers(out) == []   # no emulator, load worker, proxy or listening port
 
 
-def test_docker_runtime_and_unknown_scenario_are_usage_errors(tmp_path, capsys) -> None:
+def test_runtime_mismatches_and_unknown_scenario_are_usage_errors(tmp_path, capsys) -> None:
+    """What a runtime cannot run is refused before anything starts (exit 2, one line): a
+    container fault on processes, a command:-only service in containers."""
     topo = tmp_path / "t.yaml"
     topo.write_text(TOPOLOGY)
-    assert main(["live", str(topo), "--runtime", "docker"]) == 2
-    assert "docker runtime is not built yet" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["live", str(topo), "--runtime", "podman"])
+    assert exc.value.code == 2
+    capsys.readouterr()
+    lossy = tmp_path / "lossy.yaml"
+    lossy.write_text(TOPOLOGY.replace("scenarios:\n", "scenarios:\n  lossy:\n    faults:\n"
+                                      "      - {type: loss, target: backend, start: 1s, "
+                                      "duration: 1s, probability: 0.1}\n"))
+    assert main(["live", str(lossy), "--scenario", "lossy", "--out", str(tmp_path / "l")]) == 2
+    err = capsys.readouterr().err
+    assert "acts on containers: run it with --runtime docker" in err and len(err.splitlines()) == 1
+    assert main(["live", "examples/rag-real/retriever-only.yaml", "--runtime", "docker",
+                 "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "gives only command:; run it with --runtime process or give image:" in err
     assert main(["live", str(topo), "--scenario", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "nope" in capsys.readouterr().err
 

@@ -19,16 +19,16 @@ those existing, in the order they started.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chaos.proxy.toxics import fault_toxic
-from topologies.errors import UsageError
+from topologies.errors import RunError, UsageError
 from topologies.model import Fault
 
+from .containers import CONTAINER_FAULTS, apply_container_fault
 from .util import http
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ __all__ = ["Applied", "apply", "remove", "NETWORK_FAULTS", "EMULATOR_FAULTS",
 NETWORK_FAULTS = ("latency", "bandwidth", "down", "timeout", "reset_peer", "partition")
 #: Faults the emulator applies itself (its admin API).
 EMULATOR_FAULTS = ("errors", "slow")
-#: Faults done to replica processes.
+#: Faults done to replica processes (or containers).
 PROCESS_FAULTS = ("kill", "pause")
 
 _TOXICS = ("latency", "bandwidth", "timeout", "reset_peer")
@@ -59,10 +59,12 @@ class Applied:
 
 
 def admin_body(f: Fault) -> dict[str, Any]:
-    """The emulator admin request of an ``errors`` or ``slow`` fault."""
+    """The emulator admin request of an ``errors``, ``slow`` or ``cpu`` fault."""
     if f.type == "errors":
         return {"type": "errors", "rate": 1.0 if f.rate is None else f.rate,
                 "status": f.status or 500}
+    if f.type == "cpu":
+        return {"type": "cpu", "fraction": f.fraction or 1.0}
     return {"type": "slow", "factor": f.factor or 1.0}
 
 
@@ -78,6 +80,12 @@ def apply(run: LiveRun, a: Applied, tag: str) -> None:
         for e in run.target_edges(f.target):
             e.proxy.disable()
             a.undo.append(("enable", e))
+    elif f.type in CONTAINER_FAULTS and run.runtime.containers:
+        chosen = _chosen(run.book.existing(service),
+                         f.replicas if f.type in ("partition", "memory") else None)
+        apply_container_fault(run, a, service, chosen)
+        if f.type == "cpu" and service not in run.user_services:
+            _admin(run, a, service, f)  # the emulated work is slept: stretch it too
     elif f.type == "partition":
         for rep in _chosen(run.book.existing(service), f.replicas):
             for e in run.edges_into(None, service):
@@ -93,16 +101,11 @@ def apply(run: LiveRun, a: Applied, tag: str) -> None:
             if tag not in e.proxy.toxics():
                 run.problem(f"proxy {e.name} refused the {body['type']} toxic")
     elif f.type in EMULATOR_FAULTS:
-        body = admin_body(f)
-        run.admin_faults.setdefault(service, {})[f.type] = body
-        a.undo.append(("admin", service, f.type))
-        for rep in run.book.existing(service):
-            if rep.port is not None and not rep.down:
-                http("POST", rep.port, "/_faultmesh/faults", body)
+        _admin(run, a, service, f)
     elif f.type == "pause":
         for rep in _chosen(run.book.existing(service), f.replicas):
             if rep.process is not None and not rep.down:
-                _signal(rep, signal.SIGSTOP)
+                rep.process.pause()
                 rep.paused = True
                 a.undo.append(("cont", rep))
     elif f.type == "kill":
@@ -111,8 +114,7 @@ def apply(run: LiveRun, a: Applied, tag: str) -> None:
             run.problem(f"fault kill on {f.target}: no replica serving to kill")
         restart = run.topology.services[service].restart
         for rep in victims:
-            _signal(rep, signal.SIGKILL)
-            rep.process.process.wait()
+            rep.process.kill()
             killed = time.time()
             run.book.set_down(rep, killed, True)
             # started ahead, listening from the due time: serving again after ``restart``
@@ -144,19 +146,24 @@ def remove(run: LiveRun, a: Applied) -> None:
                 rep = item[1]
                 rep.paused = False
                 if rep.process is not None:
-                    _signal(rep, signal.SIGCONT)
-        except (OSError, ProcessLookupError):
-            pass
+                    rep.process.resume()
+            elif item[0] == "call":
+                item[1]()
+        except (OSError, ProcessLookupError, RunError) as exc:
+            if item[0] == "call":
+                run.problem(f"undoing {a.fault.type} on {a.fault.target}: {exc}")
     a.undo.clear()
 
 
-def _signal(rep: Replica, sig: int) -> None:
-    """``sig`` to a replica's process; a user's program's whole process group."""
-    group = getattr(rep.process, "signal_group", None)
-    if group is not None:
-        group(sig)
-    else:
-        rep.process.process.send_signal(sig)
+def _admin(run: LiveRun, a: Applied, service: str, f: Fault) -> None:
+    """A fault the emulator applies itself, sent to every replica of ``service`` (and kept
+    for the replicas started while it is in force)."""
+    body = admin_body(f)
+    run.admin_faults.setdefault(service, {})[f.type] = body
+    a.undo.append(("admin", service, f.type))
+    for rep in run.book.existing(service):
+        if rep.port is not None and not rep.down:
+            http("POST", rep.port, "/_faultmesh/faults", body)
 
 
 def _chosen(reps: list[Replica], n: int | None) -> list[Replica]:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from .faults import Applied
     from .relay import MemberRelay
+    from .runtime import Runtime
 
 __all__ = ["ReplicaLifecycle", "DRAIN_WAIT"]
 
@@ -32,6 +33,7 @@ class ReplicaLifecycle:
     processes (its state lives in the run)."""
 
     topology: Topology
+    runtime: Runtime
     topo_path: str
     logs: str
     seed: int
@@ -59,31 +61,12 @@ class ReplicaLifecycle:
 
     def _process(self, name: str, k: int, port: int = 0,
                  listen_at: float | None = None) -> Any:
-        from chaos.emulator.launch import start_replica
-
-        if is_user_service(self.topology.services[name]):
-            return self._user_process(name, k, port, listen_at)
+        """Start replica ``k`` of ``name`` through the run's runtime (its handle)."""
         began = time.monotonic()
-        process = start_replica(self.topo_path, name, self._log(name, k), replica=k,
-                                upstreams=self.upstreams[name], epoch=self.epoch,
-                                seed=self.seed, port=port, listen_at=listen_at)
+        process = self.runtime.start_replica(self, name, k, port, listen_at)  # type: ignore[arg-type]
         if listen_at is None:
             self._startups.append(time.monotonic() - began)
         return process
-
-    def _user_process(self, name: str, k: int, port: int, start_at: float | None) -> Any:
-        """The user's program of ``name`` as replica ``k`` (a restart: from ``start_at`` on,
-        on its old ``port``), its environment naming the proxies into its callees."""
-        from topologies.userservice import dependency_env
-
-        from .userproc import start_user_process
-
-        spec = self.topology.services[name]
-        source = self.topology.source
-        return start_user_process(
-            name, k, spec.command, dependency_env(self.topology, name, self.upstreams[name], k),
-            self.output_log(name, k), health=spec.health, port=port, start_at=start_at,
-            cwd=os.path.dirname(os.path.abspath(source)) if source else None)
 
     def output_log(self, name: str, k: int) -> str:
         """Where a user program's stdout and stderr go (successive processes append)."""
@@ -92,7 +75,7 @@ class ReplicaLifecycle:
     def call_log(self, name: str, k: int) -> str:
         """The calls.csv log of replica ``k`` of ``name``; "" for a user service (measured
         from the outside: it writes no log of its own)."""
-        return "" if is_user_service(self.topology.services[name]) else self._log(name, k)
+        return "" if is_user_service(self.topology.services[name]) else self.replica_log(name, k)
 
     def startup_time(self) -> float:
         """How long before it is due a killed replica's restart begins: the longest time a
@@ -102,7 +85,8 @@ class ReplicaLifecycle:
         faster than the estimate) nor later (the process's own start added)."""
         return max(self._startups, default=1.0) + 0.5
 
-    def _log(self, name: str, k: int) -> str:
+    def replica_log(self, name: str, k: int) -> str:
+        """Where replica ``k`` of emulated service ``name`` writes its calls.csv rows."""
         return os.path.join(os.path.abspath(self.logs), f"{name}-{k}.csv")
 
     def refresh(self, service: str) -> None:
@@ -123,7 +107,7 @@ class ReplicaLifecycle:
             if not free:
                 return None
             rep = self.book.add(service, free[0], now, ready=False,
-                                log=self._log(service, free[0]))
+                                log=self.replica_log(service, free[0]))
         self._helper(self._bring_up, (rep, now + spec.cold_start),
                      f"faultmesh-start-{service}-{rep.index}")
         return rep

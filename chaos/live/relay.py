@@ -239,8 +239,9 @@ class MemberRelay(_LoopThread):
 
     name = "faultmesh-member-relay"
 
-    def __init__(self, service: str, slots: int) -> None:
+    def __init__(self, service: str, slots: int, host: str = "127.0.0.1") -> None:
         super().__init__()
+        self.host = host  # where its slots listen (the proxies must reach it)
         if slots < 1:
             raise ValueError(f"slots: must be at least 1, not {slots!r}")
         self.service = service
@@ -254,14 +255,14 @@ class MemberRelay(_LoopThread):
         self._probes: dict[int, asyncio.Task[None]] = {}
 
     def start(self) -> list[str]:
-        """Listen on one free 127.0.0.1 port per slot; returns their ``host:port``."""
+        """Listen on one free port of ``host`` per slot; returns their ``host:port``."""
         async def listen() -> list[str]:
             for k in range(self.slots):
                 server = await asyncio.start_server(
-                    lambda r, w, k=k: self._serve(k, r, w), "127.0.0.1", 0)
+                    lambda r, w, k=k: self._serve(k, r, w), self.host, 0)
                 self._listeners[k] = server
                 self._ports.append(server.sockets[0].getsockname()[1])
-            return [f"127.0.0.1:{port}" for port in self._ports]
+            return [f"{self.host}:{port}" for port in self._ports]
 
         return self._run(listen)
 
@@ -355,7 +356,7 @@ class MemberRelay(_LoopThread):
                 continue
             try:
                 server = await asyncio.start_server(
-                    lambda r, w: self._serve(slot, r, w), "127.0.0.1", self._ports[slot])
+                    lambda r, w: self._serve(slot, r, w), self.host, self._ports[slot])
             except OSError:  # the port is busy for now
                 continue
             self._listeners[slot] = server

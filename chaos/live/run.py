@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -13,8 +12,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from topologies.errors import UsageError
-from topologies.model import Fault, Topology
+from topologies.errors import RunError, UsageError
+from topologies.model import Topology
 from topologies.userservice import is_user_service
 
 from . import faults
@@ -23,6 +22,7 @@ from .book import ReplicaBook
 from .faults import Applied
 from .lifecycle import ReplicaLifecycle
 from .relay import MemberRelay, RoundRobinFront
+from .runtime import make_runtime
 from .util import http
 from .watch import LiveWatch, active_faults
 from .wiring import (
@@ -31,7 +31,6 @@ from .wiring import (
     callees,
     create_proxy,
     service_order,
-    start_proxy_server,
 )
 
 __all__ = ["LiveRun", "FIRST_REQUEST_WAIT"]
@@ -46,7 +45,7 @@ class LiveRun(ReplicaLifecycle):
     def __init__(self, topology: Topology, scenario: str | None, *, seed: int = 0,
                  duration: float | None = None, out: str,
                  toxiproxy_url: str | None = None, web: bool = False,
-                 watch: LiveWatch | None = None) -> None:
+                 watch: LiveWatch | None = None, runtime: str = "process") -> None:
         self.topology = topology
         self.scenario = topology.scenario(scenario)
         self.seed = seed
@@ -61,9 +60,8 @@ class LiveRun(ReplicaLifecycle):
             if f.type == "rollout":
                 raise UsageError("fault type 'rollout' is not supported by the live engine "
                                  "yet; run it with faultmesh sim")
-            if f.type in ("loss", "cpu", "memory"):
-                raise UsageError(f"fault type {f.type!r} needs --runtime docker, not built yet")
-        _refuse_user_services(topology, self.scenario.faults, toxiproxy_url)
+        self.runtime = make_runtime(runtime)
+        self.runtime.check(topology, self.scenario.faults, toxiproxy_url)
         self.user_services = {n for n, spec in topology.services.items()
                               if is_user_service(spec)}
         self.logs = os.path.join(out, "live-logs")
@@ -82,7 +80,8 @@ class LiveRun(ReplicaLifecycle):
         self.results_written = False  # this run's result files are on disk
         self.notes: list[str] = []
         self.end = self.duration  # the run time reached (the drain included)
-        self._server: Any = None
+        self._opened = False  # the runtime is open: "tearing down" is worth saying
+        self.extra_faults: list[list[Any]] = []  # rows of what happened by itself (OOM kills)
         self._front: RoundRobinFront | None = None
         self._stop = threading.Event()      # the load has ended
         self._closed = threading.Event()    # the teardown has begun
@@ -109,7 +108,8 @@ class LiveRun(ReplicaLifecycle):
         self.epoch = time.time()
         load = None
         try:
-            self._server = start_proxy_server(self.toxiproxy_url, self.seed)
+            self.runtime.open(self)
+            self._opened = True
             self._phase(f"starting "
                         f"{sum(self.initial_replicas(n) for n in self.topology.services)} "
                         f"replicas and their proxies")
@@ -130,7 +130,7 @@ class LiveRun(ReplicaLifecycle):
             if load is None:
                 raise
         finally:
-            if self._server is not None or self.book.all():  # something to tear down
+            if self._opened or self.book.all():  # something to tear down
                 self._phase("tearing down")
             self._teardown()
         self._phase("writing results")
@@ -160,7 +160,7 @@ class LiveRun(ReplicaLifecycle):
         timeout when that is shorter."""
         from loadtests import run_load
 
-        fronts = [e.listen for e in self.edges_into("client", self.topology.entry)]
+        fronts = [self.runtime.reach(e) for e in self.edges_into("client", self.topology.entry)]
         if len(fronts) > 1:  # several entry replicas: spread the client's connections
             self._front = RoundRobinFront(fronts)
             url = f"http://{self._front.start()}"
@@ -192,7 +192,8 @@ class LiveRun(ReplicaLifecycle):
         callers[self.topology.entry].append("client")
         for name in service_order(self.topology):
             spec = self.topology.services[name]
-            self.upstreams[name] = {callee: [e.listen for e in self.edges_into(name, callee)]
+            self.upstreams[name] = {callee: [self.runtime.reach(e)
+                                             for e in self.edges_into(name, callee)]
                                     for callee in callees(self.topology, name)}
             now = time.time()
             for k in range(self.initial_replicas(name)):
@@ -200,17 +201,20 @@ class LiveRun(ReplicaLifecycle):
                 self.book.add(name, k, now, ready=True, process=process,
                               log=self.call_log(name, k))
             if spec.autoscale is not None:
-                relay = self.relays[name] = MemberRelay(name, spec.autoscale.max)
+                relay = self.relays[name] = MemberRelay(name, spec.autoscale.max,
+                                                        host=self.runtime.relay_host())
                 slots = relay.start()
                 self.refresh(name)
             else:
                 slots = [rep.process.address for rep in self.book.existing(name)]
             for caller in callers.get(name, []):
                 for k, address in enumerate(slots):
-                    self.edges.append(create_proxy(caller, name, k, address))
+                    self.edges.append(create_proxy(caller, name, k, address,
+                                                   self.runtime.proxy_listen(caller)))
 
     def _teardown(self) -> None:
-        """SIGTERM every replica (SIGCONT first if paused), stop the relays and the proxy."""
+        """Stop every replica (thawed first if paused; SIGTERM, it flushes its logs), the
+        relays, and the runtime (the fault proxy, and whatever it made)."""
         with self._lock:
             self._closing = True
         self._closed.set()
@@ -220,31 +224,22 @@ class LiveRun(ReplicaLifecycle):
             thread.join(15.0)  # a replica starting now is stopped by its own thread
         procs = [rep.process for rep in self.book.all()
                  if rep.process is not None and not rep.exited]
-        for rp in procs:
+        for rp in procs:  # all asked first: they stop together
             try:
-                if rp.process.poll() is None:
-                    rp.process.send_signal(signal.SIGCONT)
-                    rp.process.terminate()
-            except OSError:
+                rp.terminate()
+            except (OSError, RunError):
                 pass
         for rp in procs:
             try:
                 rp.stop()
-            except (OSError, subprocess.SubprocessError):
-                rp.process.kill()
+            except (OSError, subprocess.SubprocessError, RunError):
+                rp.kill()
         for relay in [self._front, *self.relays.values()]:
             if relay is not None:
                 relay.stop()
         self._front = None
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        else:
-            for edge in self.edges:
-                try:
-                    edge.proxy.destroy()
-                except Exception:  # noqa: BLE001 - best effort on an outside server
-                    pass
+        self._opened = False
+        self.runtime.close(self)  # also what a runtime that failed to open had made
 
     # --- faults ----------------------------------------------------------------------------
     def edges_into(self, caller: str | None, callee: str) -> list[Edge]:
@@ -305,11 +300,8 @@ class LiveRun(ReplicaLifecycle):
                 return bool(stats.get("arrived", 0) > 0)
             except OSError:
                 return False
-        if self._server is None:
-            return True
-        proxies = self._server.proxies
-        return any(getattr(proxies.get(e.name), "connections", None)
-                   for e in self.edges_into("client", entry))
+        seen = self.runtime.entry_connected(self.edges_into("client", entry))
+        return True if seen is None else seen
 
     def problem(self, message: str) -> None:
         """A fault that could not be applied as asked: warned about and kept in the summary."""
@@ -326,24 +318,3 @@ class LiveRun(ReplicaLifecycle):
                     faults.remove(self, a)
                     a.end = time.time()
 
-
-def _refuse_user_services(topology: Topology, scenario_faults: tuple[Fault, ...],
-                          toxiproxy_url: str | None) -> None:
-    """UsageError for what the process runtime cannot do with a user's program: run an
-    image, autoscale it (no stats to read), or apply its errors/slow faults (HTTP toxics)
-    on a real Toxiproxy."""
-    users = {n for n, spec in topology.services.items() if is_user_service(spec)}
-    for name in users:
-        spec = topology.services[name]
-        if spec.command is None:
-            raise UsageError(f"service {name} gives only image:; run it with --runtime docker "
-                             f"(not built yet) or give command:")
-        if spec.autoscale is not None:
-            raise UsageError(f"service {name}: autoscale of a user's program (command:) is "
-                             f"not supported by the live engine yet")
-    for f in scenario_faults:
-        service = f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
-        if toxiproxy_url and f.type in faults.EMULATOR_FAULTS and service in users:
-            raise UsageError(f"fault {f.type} on {f.target}: on a user's program it is an HTTP "
-                             f"toxic of faultmesh's own proxy, which a real Toxiproxy "
-                             f"(--toxiproxy) does not have")

@@ -30,7 +30,7 @@ from topologies.errors import RunError
 from ..emulator.launch import ReplicaProcess
 from ..watchdog import child_env
 
-__all__ = ["UserProcess", "start_user_process", "free_port", "READY_TIMEOUT"]
+__all__ = ["UserProcess", "start_user_process", "free_port", "healthy", "READY_TIMEOUT"]
 
 #: Seconds a user's program gets to answer its health check.
 READY_TIMEOUT = 30.0
@@ -43,7 +43,7 @@ class UserProcess(ReplicaProcess):
     """A running user program (the leader of its own process group) and its port: a
     replica process whose signals reach the whole group."""
 
-    def signal_group(self, sig: int) -> None:
+    def signal(self, sig: int) -> None:
         """Send ``sig`` to the program and every process it started (its group)."""
         try:
             os.killpg(self.process.pid, sig)
@@ -52,13 +52,13 @@ class UserProcess(ReplicaProcess):
 
     def stop(self, timeout: float = 5.0) -> int:
         """SIGCONT and SIGTERM to the group, wait up to ``timeout`` s, then SIGKILL it."""
-        self.signal_group(signal.SIGCONT)  # a paused program cannot act on SIGTERM
-        self.signal_group(signal.SIGTERM)
+        self.signal(signal.SIGCONT)  # a paused program cannot act on SIGTERM
+        self.signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
-        self.signal_group(signal.SIGKILL)  # its children too, whether or not it ended
+        self.signal(signal.SIGKILL)  # its children too, whether or not it ended
         self.process.wait(timeout)
         return self.process.returncode
 
@@ -70,7 +70,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _healthy(port: int, path: str) -> bool:
+def healthy(port: int, path: str) -> bool:
+    """Whether an HTTP GET of ``path`` on 127.0.0.1:``port`` answers 2xx now (a listening
+    socket alone is not enough: a program, or a container's published port, accepts first)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
     try:
         conn.request("GET", path)
@@ -121,7 +123,7 @@ def start_user_process(service: str, replica: int, command: Sequence[str],
             if p.poll() is not None:
                 why = f"exited with {p.returncode}"
                 break
-            if _healthy(port, health):
+            if healthy(port, health):
                 return proc
             if time.monotonic() > give_up:
                 why = f"did not answer GET {health} with 2xx within {ready_timeout:g} s"

@@ -16,7 +16,7 @@ from topologies.errors import RunError, UsageError
 from topologies.model import Call, ParallelGroup, Topology
 
 __all__ = ["Edge", "service_order", "callees", "answer_time_bound", "start_proxy_server",
-           "create_proxy"]
+           "create_proxy", "destroy_edges"]
 
 
 @dataclass
@@ -103,14 +103,16 @@ def start_proxy_server(toxiproxy_url: str | None, seed: int) -> Any:
     return server
 
 
-def create_proxy(caller: str, callee: str, k: int, upstream: str) -> Edge:
-    """The proxy ``caller->callee#k`` to ``upstream``, listening on a free 127.0.0.1 port."""
+def create_proxy(caller: str, callee: str, k: int, upstream: str,
+                 listen: str = "127.0.0.1:0") -> Edge:
+    """The proxy ``caller->callee#k`` to ``upstream``, listening on ``listen`` (port 0: a
+    free one)."""
     import toxiproxy
 
     name = f"{caller}->{callee}#{k}"
     try:
         proxy = toxiproxy.Toxiproxy().create(upstream=upstream, name=name,
-                                             listen="127.0.0.1:0")
+                                             listen=listen)
     except Exception as exc:  # requests' connection errors, ProxyExists
         raise RunError(f"cannot create proxy {name}: {exc}") from None
     proxy.name = quote(name, safe="")  # '#' and '>' in URL paths
@@ -118,3 +120,13 @@ def create_proxy(caller: str, callee: str, k: int, upstream: str) -> Edge:
     if listen.endswith(":0"):
         raise RunError(f"proxy {name}: the Toxiproxy server did not report its port")
     return Edge(name, caller, callee, k, proxy, listen)
+
+
+def destroy_edges(run: Any) -> None:
+    """Remove the run's proxies from an outside Toxiproxy (the server itself stays), once."""
+    edges, run.edges = list(run.edges), []
+    for edge in edges:
+        try:
+            edge.proxy.destroy()
+        except Exception:  # noqa: BLE001 - best effort on an outside server
+            pass

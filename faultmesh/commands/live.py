@@ -1,4 +1,5 @@
-"""``faultmesh live TOPOLOGY``: run the topology as real local processes under load and faults."""
+"""``faultmesh live TOPOLOGY``: run the topology as real processes or containers under load and
+faults."""
 
 from __future__ import annotations
 
@@ -13,31 +14,35 @@ EXAMPLES = """examples:
   faultmesh live topologies/rag-chat.yaml --scenario vectordb-outage --out results/outage-live
   faultmesh live topologies/rag-chat.yaml --scenario llm-brownout --toxiproxy http://127.0.0.1:8474
   faultmesh live topologies/rag-chat.yaml --web          # Locust's web UI on 127.0.0.1:8089
+  faultmesh live topologies/recommender.yaml --runtime docker --scenario online-store-packet-loss
 
-Every replica of every service runs as one emulator process on 127.0.0.1, a Toxiproxy proxy
-sits on every dependency edge (the built-in server unless --toxiproxy), Locust offers the
+Every replica of every service runs as one emulator process on 127.0.0.1 (--runtime
+docker: one container on a network of the run's own, your image: services included), a
+Toxiproxy proxy sits on every dependency edge (the built-in server unless --toxiproxy),
+Locust offers the
 workload and the scenario's faults are injected while it runs. Results: the simulator's
 result directory (default results/<topology>-<scenario>-live); compare them with
 `faultmesh report SIM_DIR LIVE_DIR`. Ctrl-C stops the run and writes what was collected,
 marked "partial": true. See docs/live.md.
 
 exit codes: 0 every SLO holds, 1 an SLO is violated, 2 bad input, 3 environment problem
-(a port taken, a process that would not start, an output path that cannot be written, a
-run that measured no request), 130 interrupted by Ctrl-C (SIGTERM 143,
-SIGHUP 129: the same partial results and teardown)
+(a port taken, a process that would not start, no Docker engine for --runtime docker, an
+output path that cannot be written, a run that measured no request), 130 interrupted by
+Ctrl-C (SIGTERM 143, SIGHUP 129: the same partial results and teardown)
 """
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("live", help="run a topology as real processes under load and faults",
-                       description="Start the topology as local processes behind fault "
-                       "proxies, load it with Locust, inject a scenario's faults and write a "
-                       "result directory.", epilog=EXAMPLES)
+    p = sub.add_parser("live", help="run a topology as real processes or containers under "
+                       "load and faults",
+                       description="Start the topology as local processes or containers "
+                       "behind fault proxies, load it with Locust, inject a scenario's faults "
+                       "and write a result directory.", epilog=EXAMPLES)
     p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
     p.add_argument("--scenario", default=None, metavar="NAME",
                    help="scenario to run (default: baseline, no faults)")
     p.add_argument("--runtime", choices=("process", "docker"), default="process",
-                   help="how services run (default process; docker is not built yet)")
+                   help="how replicas run: local processes (default) or Docker containers")
     p.add_argument("--web", action="store_true", help="serve Locust's web UI during the run")
     p.add_argument("--duration", default=None, metavar="D",
                    help="run length, e.g. 60s (default: workload.duration)")
@@ -59,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
     from faultmesh.runs import live_run, scenario_names
     from topologies.errors import UsageError
 
-    if args.runtime == "docker":
-        raise UsageError("the docker runtime is not built yet; use --runtime process")
     if args.seed < 0:
         raise UsageError("--seed: must not be negative")
     topo = topologies.load(args.topology)
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(out, "--out")  # before starting a process, not after the run
     try:
         summary = live_run(topo, scenario, out, seed=args.seed, duration=duration,
-                           report=not args.no_report, toxiproxy_url=args.toxiproxy, web=args.web)
+                           report=not args.no_report, toxiproxy_url=args.toxiproxy, web=args.web,
+                           runtime=args.runtime)
     except KeyboardInterrupt:
         written = _written_summary(out)
         # interrupted while the replicas started, before the load: nothing was measured
