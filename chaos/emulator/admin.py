@@ -1,9 +1,11 @@
 """The replica's admin API under ``/_faultmesh/``: the faults the emulator applies itself.
 
-The live engine sends the ``errors`` and ``slow`` faults to the emulator (network faults are the
-proxies'). ``POST /_faultmesh/faults`` with ``{"type": "errors", "rate": 0.5, "status": 503}``
-(answer that share of requests at once with that status, error ``injected``) or
-``{"type": "slow", "factor": 4}`` (own processing and LLM time multiplied);
+The live engine sends the ``errors``, ``slow`` and ``cpu`` faults to the emulator (network
+faults are the proxies'). ``POST /_faultmesh/faults`` with ``{"type": "errors", "rate": 0.5,
+"status": 503}`` (answer that share of requests at once with that status, error ``injected``),
+``{"type": "slow", "factor": 4}`` (own processing and LLM time multiplied) or ``{"type": "cpu",
+"fraction": 0.25}`` (a CPU quota cut to that share: own processing time divided by it, an
+LLM's iterations not slowed, as they run on its GPU); each replaces the fault of its type.
 ``DELETE /_faultmesh/faults`` clears them (``DELETE /_faultmesh/faults/slow`` one);
 ``GET /_faultmesh/faults`` lists them; ``GET /_faultmesh/health`` answers 200 while
 serving; ``GET /_faultmesh/stats`` the replica's counts as JSON.
@@ -25,11 +27,20 @@ PREFIX = "/_faultmesh/"
 
 
 class Faults:
-    """The emulator-applied faults active on this replica now."""
+    """The emulator-applied faults active on this replica now, as the simulator's faults
+    module models them (simulator/faults.py): ``errors`` (rate, status), the ``slow``
+    factor and the ``cpu`` fraction (the share of the CPU left)."""
 
     def __init__(self) -> None:
         self.errors: tuple[float, int] | None = None
         self.slow = 1.0
+        self.cpu = 1.0
+
+    @property
+    def own_slow(self) -> float:
+        """What own processing time is multiplied by: ``slow`` / ``cpu`` (a CPU cut slows the
+        replica's own work, not an LLM's GPU iterations, which take ``slow`` alone)."""
+        return self.slow / self.cpu
 
     def apply(self, spec: dict[str, Any]) -> None:
         """Set a fault from its JSON form; ValueError names the bad field."""
@@ -47,14 +58,24 @@ class Faults:
             if not isinstance(factor, int | float) or factor <= 0:
                 raise ValueError(f"factor: must be a number > 0, not {factor!r}")
             self.slow = float(factor)
+        elif kind == "cpu":
+            fraction = spec.get("fraction")
+            # bool is an int subclass: true must not pass for a fraction of 1
+            if isinstance(fraction, bool) or not isinstance(fraction, int | float) \
+                    or not 0 < fraction <= 1:
+                raise ValueError(f"fraction: must be a number in (0, 1], not {fraction!r}")
+            self.cpu = float(fraction)
         else:
-            raise ValueError(f"type: must be 'errors' or 'slow', not {kind!r}")
+            raise ValueError(f"type: must be 'errors', 'slow' or 'cpu', not {kind!r}")
 
     def clear(self, kind: str | None = None) -> None:
+        """Clear one fault type (an unknown one: nothing), or all with None."""
         if kind in (None, "errors"):
             self.errors = None
         if kind in (None, "slow"):
             self.slow = 1.0
+        if kind in (None, "cpu"):
+            self.cpu = 1.0
 
     def describe(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -62,6 +83,8 @@ class Faults:
             out.append({"type": "errors", "rate": self.errors[0], "status": self.errors[1]})
         if self.slow != 1.0:
             out.append({"type": "slow", "factor": self.slow})
+        if self.cpu != 1.0:
+            out.append({"type": "cpu", "fraction": self.cpu})
         return out
 
 
@@ -78,7 +101,8 @@ def route(server: ReplicaServer, request: Request) -> Response:
         body = server.stats.snapshot()
         body.update(queued=server.queued, service=server.spec.name, replica=server.replica,
                     batch=server.engine.batch if server.engine else None,
-                    short_circuited={e.call.to: e.short_circuited for e in server.edges})
+                    short_circuited={e.call.to: e.short_circuited for e in server.edges},
+                    in_progress=server.memory.in_progress, memory_held=server.memory.held)
         return _json(200, body)
     if path.startswith("/_faultmesh/faults/") and method == "DELETE":
         server.faults.clear(path.rsplit("/", 1)[1])

@@ -4,21 +4,26 @@ A request (any method and path outside ``/_faultmesh/``) meets, in the simulator
 (docs/simulation.md): the token-bucket ``rate_limit`` (429 ``rate_limited``; the service's
 rate split evenly over its replicas, since each replica process keeps its own bucket); an
 injected ``errors`` fault (answered at once, ``injected``); a concurrency slot; a worker for
-its own processing time (``latency`` x the ``slow`` factor, slept as work time: a pause of
-the process extends it, :mod:`.clock`). ``queue`` and ``queue_timeout`` bound the wait for
-the first of these limited resources: the slot when ``concurrency`` is set, else the worker
-(503 ``rejected`` when ``queue`` requests already wait, 503 ``queue_timeout`` after
-``queue_timeout``). Then for an LLM its generation (:mod:`.llm`); ``error_rate`` (500
-``error``); then its
-calls in order while holding the slot (parallel groups together, ``p`` deciding whether a call
-is made). A failed call fails the request with the callee's status (502 when no answer came)
-and the root-cause error word; ``fallback: degrade`` answers 200 marked degraded.
+its own processing time (``latency`` x the ``slow`` factor / the ``cpu`` fraction, slept as
+work time: a pause of the process extends it, :mod:`.clock`). ``queue`` and ``queue_timeout``
+bound the wait for the first of these limited resources: the slot when ``concurrency`` is set,
+else the worker (503 ``rejected`` when ``queue`` requests already wait, 503
+``queue_timeout`` after ``queue_timeout``). Then for an LLM its generation (:mod:`.llm`);
+``error_rate`` (500 ``error``); then its calls in order while holding the slot (parallel
+groups together, ``p`` deciding whether a call is made). A failed call fails the request
+with the callee's status (502 when no answer came) and the root-cause error word;
+``fallback: degrade`` answers 200 marked degraded.
+
+With a ``memory: {base, per_request}`` spec the replica really holds that memory
+(:class:`HeldMemory`), so a container memory limit below it gets the process OOM-killed as
+the simulator's ``memory`` fault kills the replica.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import mmap
 import time
 import zlib
 from collections import deque
@@ -27,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 
 from chaos.proxy.http import HttpServer, Request, Response
-from topologies.model import Call, Distribution, ParallelGroup, Step, Topology
+from topologies.model import Call, Distribution, Memory, ParallelGroup, Step, Topology
 from topologies.policies import TokenBucket
 
 from . import admin
@@ -39,7 +44,7 @@ from .llm import BatchEngine
 from .log import CALL_COLUMNS, TS_COLUMNS, CsvLog
 from .stats import Stats
 
-__all__ = ["ReplicaServer"]
+__all__ = ["ReplicaServer", "HeldMemory", "touched"]
 
 LLM_POLL = 0.01
 """Seconds between looks at an LLM's batch places, for the busy meter."""
@@ -62,6 +67,7 @@ class ReplicaServer:
         self.epoch = epoch
         self.seed = seed
         self.faults = admin.Faults()
+        self.memory = HeldMemory(spec.memory)
         # busy units as the simulator counts them: workers, or an LLM's batch places
         self.stats = Stats(spec.workers,
                            spec.llm.max_batch if spec.llm is not None else spec.workers)
@@ -126,6 +132,7 @@ class ReplicaServer:
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> int:
         """Listen and start the loops; returns the real port."""
+        self.memory.start()  # base memory held before it serves (a limit below it kills it)
         _, self.port = await self._http.start(self.host, self.port)
         self.calls_log.start()
         self.ts_log.start()
@@ -145,6 +152,7 @@ class ReplicaServer:
         await self.client.close()
         await self.calls_log.stop()
         await self.ts_log.stop()
+        self.memory.close()
 
     async def _sample(self) -> None:
         t = int(time.time() - self.epoch)
@@ -200,6 +208,16 @@ class ReplicaServer:
                      ) -> tuple[Outcome, tuple[float, float, int, float] | None]:
         if self.bucket is not None and not self.bucket.take(time.monotonic()):
             return Outcome(429, "rate_limited"), None
+        # in progress from here to the answer, as the simulator's ``active``: its rate limit
+        # is the service's, before a replica is picked, so a limited request never counts
+        block = self.memory.take()
+        try:
+            return await self._admitted(rid)
+        finally:
+            self.memory.give(block)
+
+    async def _admitted(self, rid: str
+                        ) -> tuple[Outcome, tuple[float, float, int, float] | None]:
         fault = self.faults.errors
         if fault is not None and self._fault_uniform() < fault[0]:
             return Outcome(fault[1], "injected"), None
@@ -209,7 +227,7 @@ class ReplicaServer:
                 return refused, None
         self.stats.in_flight += 1
         try:
-            d = self._latency() * self.faults.slow
+            d = self._latency() * self.faults.own_slow  # drawn as the work is asked for
             if d > 0:
                 refused = await self._work(d)
                 if refused is not None:
@@ -310,3 +328,69 @@ class _Pool:
                 place.set_result(None)
                 return
         self.free += 1
+
+
+PAGE = mmap.PAGESIZE
+# anonymous private memory, unmapped (back to the kernel) when closed; MAP_POPULATE faults
+# every page in with one system call, much cheaper than one page fault per page
+_MAP_FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+
+
+def touched(size: int) -> mmap.mmap | None:
+    """``size`` bytes of fresh memory with every page written, so all of it is resident (counts
+    in RSS and in a cgroup's memory); None for 0 bytes. Close it to give the memory back."""
+    if size <= 0:
+        return None
+    block = mmap.mmap(-1, size, flags=_MAP_FLAGS)
+    # one byte per page, written even when MAP_POPULATE did it: populate failures are silent
+    # (under a memory limit the write is what meets the OOM killer), and it is a few µs
+    block[::PAGE] = b"\x01" * ((size + PAGE - 1) // PAGE)
+    return block
+
+
+class HeldMemory:
+    """The memory one replica really holds, as the simulator models it with
+    ``Memory.held(requests in progress)``: ``base`` bytes from :meth:`start` to :meth:`close`
+    and ``per_request`` bytes for each request in progress (:meth:`take` at its arrival,
+    :meth:`give` at its answer). ``held`` is the model's figure (None without a spec).
+
+    A request's memory is mapped and written on the replica's loop before the request goes
+    on, so the process holds exactly the model's figure whenever a request runs. That costs
+    the kernel's page zeroing, about 0.15-0.4 ms per MiB (docs/emulator.md); an allocator
+    thread was measured to cost the request path more (it contends for the CPU and the GIL)
+    and let the real memory lag the model."""
+
+    def __init__(self, memory: Memory | None) -> None:
+        self.memory = memory
+        self.base = int(memory.base) if memory is not None else 0
+        self.per_request = int(memory.per_request) if memory is not None else 0
+        self.in_progress = 0
+        self._base: mmap.mmap | None = None
+
+    @property
+    def held(self) -> float | None:
+        """Bytes held by the model now: ``base + per_request x in_progress``."""
+        return None if self.memory is None else self.memory.held(self.in_progress)
+
+    def start(self) -> None:
+        """Allocate and write the base memory."""
+        if self._base is None:
+            self._base = touched(self.base)
+
+    def take(self) -> mmap.mmap | None:
+        """A request arrives: count it and hold its memory (the block to give back)."""
+        block = touched(self.per_request)  # first: should it fail, nothing is counted
+        self.in_progress += 1
+        return block
+
+    def give(self, block: mmap.mmap | None) -> None:
+        """The request is answered (or gone): free its memory."""
+        self.in_progress -= 1
+        if block is not None:
+            block.close()
+
+    def close(self) -> None:
+        """Free the base memory (requests still in progress free theirs as they end)."""
+        base, self._base = self._base, None
+        if base is not None:
+            base.close()
