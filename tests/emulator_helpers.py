@@ -38,7 +38,7 @@ def running(tmp_path: Path, text: str, services: list[str], seed: int = 1
             ups = {c.to: [r.address for r in started[c.to]] for c in spec.edges()}
             started[name] = [
                 start_replica(str(path), name, str(tmp_path / f"{name}-{k}.csv"), replica=k,
-                              upstreams=ups, epoch=epoch, seed=seed)
+                              upstreams=ups, epoch=epoch, seed=seed, hold_memory=True)
                 for k in range(spec.replicas)]
         yield started
     finally:

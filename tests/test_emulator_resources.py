@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import textwrap
 import threading
 import time
 
@@ -166,6 +167,25 @@ def test_base_memory_is_resident_from_the_start(tmp_path):
         assert admin(heavy.port, "GET", path="stats")[1]["memory_held"] == 64 * MiB
         stats = admin(plain.port, "GET", path="stats")[1]
         assert stats["memory_held"] is None and stats["in_progress"] == 0
+
+
+def test_memory_is_only_counted_unless_the_replica_is_asked_to_hold_it(tmp_path):
+    """Without --hold-memory (every live run but a docker one with a memory fault on the
+    service) the model's figure is reported and no memory is taken: a 6 GiB model must not
+    take 6 GiB of the machine."""
+    from chaos.emulator.launch import start_replica
+
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(BASE).replace(
+        "\nservices:", "\nworkload: {rate: 1/s, duration: 10s}\nservices:"))
+    plain = start_replica(str(path), "plain", str(tmp_path / "p.csv"))
+    heavy = start_replica(str(path), "heavy", str(tmp_path / "h.csv"))
+    try:
+        assert rss(heavy.process.pid) - rss(plain.process.pid) < 8 * MiB
+        assert admin(heavy.port, "GET", path="stats")[1]["memory_held"] == 64 * MiB
+    finally:
+        plain.stop()
+        heavy.stop()
 
 
 PER_REQUEST = """\

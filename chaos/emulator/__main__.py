@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log", required=True, help="calls.csv rows of this replica's calls")
     p.add_argument("--epoch", type=float, required=True, help="the run's start (Unix time)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hold-memory", action="store_true",
+                   help="really hold the service's memory: {base, per_request} (default: "
+                   "only count it, in stats' memory_held)")
     p.add_argument("--listen-at", type=float, default=None, metavar="UNIX_TIME",
                    help="load everything now, but listen only from this time on (a killed "
                    "replica serves again exactly its service's restart after the kill)")
@@ -60,7 +63,8 @@ async def _run(args: argparse.Namespace) -> int:
 
     topology = load(args.topology)
     server = ReplicaServer(topology, args.service, args.replica, args.host, args.port,
-                           parse_upstreams(args.upstream), args.log, args.epoch, args.seed)
+                           parse_upstreams(args.upstream), args.log, args.epoch, args.seed,
+                           hold_memory=args.hold_memory)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -80,7 +80,8 @@ class ReplicaProcess:
 def emulator_args(topology: str, service: str, log: str, *, replica: int = 0,
                   upstreams: Mapping[str, Sequence[str]] | None = None,
                   epoch: float | None = None, seed: int = 0, host: str = "127.0.0.1",
-                  port: int = 0, listen_at: float | None = None) -> list[str]:
+                  port: int = 0, listen_at: float | None = None,
+                  hold_memory: bool = False) -> list[str]:
     """The arguments of ``python -m chaos.emulator`` for one replica (a process here, or a
     container of the emulator image)."""
     args = ["--topology", os.fspath(topology), "--service", service, "--replica", str(replica),
@@ -90,6 +91,8 @@ def emulator_args(topology: str, service: str, log: str, *, replica: int = 0,
         args += ["--upstream", f"{callee}={','.join(addresses)}"]
     if listen_at is not None:
         args += ["--listen-at", repr(listen_at)]
+    if hold_memory:
+        args.append("--hold-memory")
     return args
 
 
@@ -97,14 +100,15 @@ def start_replica(topology: str, service: str, log: str, *, replica: int = 0,
                   upstreams: Mapping[str, Sequence[str]] | None = None,
                   epoch: float | None = None, seed: int = 0, host: str = "127.0.0.1",
                   port: int = 0, ready_timeout: float = 10.0,
-                  listen_at: float | None = None) -> ReplicaProcess:
+                  listen_at: float | None = None, hold_memory: bool = False) -> ReplicaProcess:
     """Start one replica process and wait until it listens; RunError if it does not.
 
     ``listen_at`` (Unix time): the process loads at once but listens only from then on, so
     a replica started ahead of its due time serves exactly when due."""
     cmd = [sys.executable, "-m", "chaos.emulator",
            *emulator_args(topology, service, log, replica=replica, upstreams=upstreams,
-                          epoch=epoch, seed=seed, host=host, port=port, listen_at=listen_at)]
+                          epoch=epoch, seed=seed, host=host, port=port, listen_at=listen_at,
+                          hold_memory=hold_memory)]
     if listen_at is not None:
         ready_timeout += max(0.0, listen_at - time.time())
     # the replica ends itself should this process die without stopping it (SIGKILL)

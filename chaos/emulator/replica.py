@@ -55,7 +55,7 @@ class ReplicaServer:
 
     def __init__(self, topology: Topology, service: str, replica: int, host: str, port: int,
                  upstreams: dict[str, list[str]], log_path: str, epoch: float,
-                 seed: int) -> None:
+                 seed: int, hold_memory: bool = False) -> None:
         if service not in topology.services:
             raise ValueError(f"service: {service!r} is not a service of {topology.name!r}")
         if replica < 0:
@@ -67,7 +67,9 @@ class ReplicaServer:
         self.epoch = epoch
         self.seed = seed
         self.faults = admin.Faults()
-        self.memory = HeldMemory(spec.memory)
+        # real memory only when asked (a memory fault under a container limit is coming): a
+        # model of 6 GiB per replica must not take 6 GiB of the machine on every live run
+        self.memory = HeldMemory(spec.memory, hold=hold_memory)
         # busy units as the simulator counts them: workers, or an LLM's batch places
         self.stats = Stats(spec.workers,
                            spec.llm.max_batch if spec.llm is not None else spec.workers)
@@ -360,8 +362,9 @@ class HeldMemory:
     thread was measured to cost the request path more (it contends for the CPU and the GIL)
     and let the real memory lag the model."""
 
-    def __init__(self, memory: Memory | None) -> None:
+    def __init__(self, memory: Memory | None, hold: bool = True) -> None:
         self.memory = memory
+        self.hold = hold  # False: the figure is counted, no memory is taken
         self.base = int(memory.base) if memory is not None else 0
         self.per_request = int(memory.per_request) if memory is not None else 0
         self.in_progress = 0
@@ -374,12 +377,13 @@ class HeldMemory:
 
     def start(self) -> None:
         """Allocate and write the base memory."""
-        if self._base is None:
+        if self._base is None and self.hold:
             self._base = touched(self.base)
 
     def take(self) -> mmap.mmap | None:
         """A request arrives: count it and hold its memory (the block to give back)."""
-        block = touched(self.per_request)  # first: should it fail, nothing is counted
+        # first: should it fail, nothing is counted
+        block = touched(self.per_request) if self.hold else None
         self.in_progress += 1
         return block
 

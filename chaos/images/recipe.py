@@ -27,8 +27,11 @@ SUITE = "bookworm"
 VARIANT = "essential"
 #: Debian packages of the base: Python with venv, the C++ runtime numpy's wheels link against
 #: (without it numpy fails to import), iproute2 and iptables for in-namespace network faults,
-#: CA certificates for the user's own HTTPS calls.
-PACKAGES = ("python3", "python3-venv", "libstdc++6", "iproute2", "iptables", "ca-certificates")
+#: CA certificates for the user's own HTTPS calls, and redis-server: the real cache of the
+#: real-parts example (examples/rag-real/cache.py runs it inside its container), so its image
+#: is made from this one with no package manager or network at build time.
+PACKAGES = ("python3", "python3-venv", "libstdc++6", "iproute2", "iptables", "ca-certificates",
+            "redis-server")
 #: What the emulator and the fault proxy import beyond faultmesh itself (measured: the
 #: third-party modules loaded by ``chaos.emulator`` and ``faultmesh proxy``). The image holds
 #: these, not the whole dependency set (pandas, matplotlib, locust, dask run on the host):

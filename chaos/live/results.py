@@ -123,6 +123,10 @@ def _fault_rows(run: LiveRun, t0: float) -> list[list[Any]]:
                   if k not in ("type", "target", "start", "duration") and v is not None}
         rows.append([a.fault.type, a.fault.target, round(a.start - t0, 6),
                      round(min(end - t0, run.end), 6), json.dumps(params, sort_keys=True)])
+    # what happened by itself (an OOM kill under a memory limit), as the simulator records it
+    for kind, target, start, end, params in run.extra_faults:
+        rows.append([kind, target, round(start - t0, 6), round(min(end - t0, run.end), 6),
+                     json.dumps(params, sort_keys=True)])
     return rows
 
 

@@ -14,11 +14,17 @@ at its end, on Ctrl-C/SIGTERM and on failure, or by the run's reaper
   ``--toxiproxy URL`` the outside Toxiproxy stands in for it: its proxies listen on the
   network's gateway address (the host, as the containers reach it) and forward to the
   replicas' published ports;
-* one container per replica: the emulator image running ``python -m chaos.emulator``, as the
-  invoking user, with the result directory mounted at the same path (its logs land there),
-  or the service's own ``image:`` as it is, given ``FAULTMESH_<CALLEE>_URL`` variables that
-  name the proxies and listening on its ``port:``. Each publishes its port on a 127.0.0.1
-  port (kept across a restart) for its health check, the admin API and the autoscaler.
+* two containers per replica, as a Kubernetes pod has: a *sandbox* (``sleep``, named after
+  the replica) that holds the replica's network namespace, address and published port, and
+  the *program* in that namespace (``--network container:<sandbox>``): the emulator image
+  running ``python -m chaos.emulator``, as the invoking user, with the result directory
+  mounted at the same path (its logs land there), or the service's own ``image:`` as it is,
+  given ``FAULTMESH_<CALLEE>_URL`` variables that name the proxies and listening on its
+  ``port:``. The port is published on a 127.0.0.1 port for the health check, the admin API
+  and the autoscaler. ``kill`` ends the program and not the sandbox, so, as for a crashed
+  container in a pod, its address stays and callers are refused at once (a removed address
+  would hang them in ARP, or in DNS for a removed name), and the restarted program takes
+  the same address and port.
 
 A replica is ready once an HTTP GET of its health path answers 2xx: a published port accepts
 connections before the program inside listens, so a TCP connect proves nothing.
@@ -101,7 +107,7 @@ class ContainerReplica:
     replica: int
     port: int
     log: str
-    container: str
+    container: str    # the program's container (killed, paused, limited)
     upstream: str
     output: str = ""
 
@@ -169,6 +175,7 @@ class DockerRuntime(Runtime):
         self._next_client = 0
         self._next_port = 0
         self._published: dict[int, int] = {}  # proxy container port -> 127.0.0.1 port
+        self._memory_faulted: set[str] = set()  # their emulators really hold their memory
 
     def check(self, topology: Topology, faults: tuple[Fault, ...],
               toxiproxy_url: str | None) -> None:
@@ -193,6 +200,9 @@ class DockerRuntime(Runtime):
                     and topology.services[service].memory is None):
                 raise UsageError(f"fault memory on {f.target!r}: services.{service}.memory is "
                                  f"not set (what an emulated replica holds)")
+        self._memory_faulted = {
+            f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
+            for f in faults if f.type == "memory"}
         require_docker()
 
     # --- the network and the fault proxy -------------------------------------------------
@@ -259,18 +269,31 @@ class DockerRuntime(Runtime):
 
     # --- replicas ---------------------------------------------------------------------------
     def container_name(self, service: str, k: int) -> str:
+        """The sandbox's name (what callers resolve); the program's adds ``-app``."""
         return f"{self.run_id}-{_slug(service)}-{k}"
+
+    def _sandbox(self, name: str, inner: int) -> int:
+        """The replica's sandbox (created once, kept across restarts of its program); the
+        127.0.0.1 port its ``inner`` port is published on."""
+        if not _state(name).get("Running"):
+            docker("rm", "-f", name, check=False, timeout=60)
+            docker("run", "-d", "--name", name, "--network", self.network,
+                   "--label", f"{RUN_LABEL}={self.run_id}", "--label", f"{KIND_LABEL}=sandbox",
+                   "-p", f"127.0.0.1::{inner}", "--entrypoint", "sleep", self.image,
+                   "infinity", timeout=120)
+        return _published(name, inner)
 
     def start_replica(self, run: LiveRun, service: str, k: int, port: int = 0,
                       listen_at: float | None = None) -> ContainerReplica:
         spec = run.topology.services[service]
         user = is_user_service(spec)
-        name = self.container_name(service, k)
-        docker("rm", "-f", name, check=False, timeout=60)  # a restart: the killed one goes
+        sandbox = self.container_name(service, k)
+        name = f"{sandbox}-app"
         inner = spec.port if user else EMULATOR_PORT
-        args = ["run", "-d", "--name", name, "--network", self.network,
-                "--label", f"{RUN_LABEL}={self.run_id}", "--label", f"{KIND_LABEL}=replica",
-                "-p", f"127.0.0.1:{port or ''}:{inner}"]
+        host_port = self._sandbox(sandbox, inner)
+        docker("rm", "-f", name, check=False, timeout=60)  # a restart: the killed one goes
+        args = ["run", "-d", "--name", name, "--network", f"container:{sandbox}",
+                "--label", f"{RUN_LABEL}={self.run_id}", "--label", f"{KIND_LABEL}=replica"]
         if user:
             if listen_at is not None:  # a user's program cannot wait to listen: start it then
                 time.sleep(max(0.0, listen_at - time.time()))
@@ -289,17 +312,17 @@ class DockerRuntime(Runtime):
                                     run.replica_log(service, k), replica=k,
                                     upstreams=run.upstreams[service], epoch=run.epoch,
                                     seed=run.seed, host="0.0.0.0", port=EMULATOR_PORT,
-                                    listen_at=listen_at)]
+                                    listen_at=listen_at,
+                                    hold_memory=service in self._memory_faulted)]
             health = _EMULATOR_HEALTH
         docker(*args, timeout=120)
-        host_port = _published(name, inner)
         wait = READY_TIMEOUT + (max(0.0, listen_at - time.time()) if listen_at else 0.0)
         try:
             self._wait_healthy(name, host_port, health, wait)
         except BaseException:
             docker("rm", "-f", name, check=False, timeout=60)
             raise
-        upstream = f"127.0.0.1:{host_port}" if self.outside else f"{name}:{inner}"
+        upstream = f"127.0.0.1:{host_port}" if self.outside else f"{sandbox}:{inner}"
         return ContainerReplica(service, k, host_port, run.replica_log(service, k), name,
                                 upstream, run.output_log(service, k) if user else "")
 
