@@ -33,6 +33,17 @@ if [ "${1:-}" = "--test" ]; then
             echo "setup: mmdebstrap not found and cannot install it; faultmesh images build will exit 3 and image tests skip" >&2
         fi
     fi
+    if ! command -v redis-server >/dev/null 2>&1; then
+        # the real-parts example's cache on the host (tests/test_example_images.py, quick part)
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "setup: installing redis-server (Debian package) for the example cache's tests"
+            apt-get update -qq >/dev/null || true
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null \
+                || echo "setup: could not install redis-server; the example cache's host tests will be skipped" >&2
+        else
+            echo "setup: redis-server not found and cannot install it; the example cache's host tests will be skipped" >&2
+        fi
+    fi
 else
     echo "setup: installing faultmesh and its dependencies (about a minute)"
     .venv/bin/python -m pip install -q --disable-pip-version-check -e .

@@ -254,6 +254,11 @@ EXPECTED: dict[tuple[str, str], tuple[Check, ...]] = {
         C(full, "<=+", -0.4), C(avail, ">=+", -0.001),
         C(retries("kb-search->vectordb"), ">=+", 20)),
     ("agent", "session-store-pause"): (C(full, "<=", 0.1), C(avail, ">=+", -0.001)),
+    # rag-real (real cache and retriever in containers; the simulator models them)
+    ("rag-real", "redis-outage"): (C(full, "<=", 0.05), C(avail, ">=", 0.999)),
+    ("rag-real", "slow-retriever"): (
+        C(edge_p50("gateway->retriever"), ">=+", 0.25), C(p50, ">=+", 0.25),
+        C(avail, ">=", 0.999)),
     # recommender
     ("recommender", "cache-outage"): (C(full, "<=", 0.05), C(avail, ">=", 0.999)),
     ("recommender", "ranker-slow"): (C(p99, ">=x", 2.0), C(full, "<=+", -0.1)),
