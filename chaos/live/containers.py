@@ -17,12 +17,15 @@
   replica is down, one faults.csv row says when (``{"limit", "oom_kill": replica}``), and it
   serves again after the service's ``restart``.
 
-Each fault acts on the containers running when it starts (a replica started later in the
-window does not get it, except the emulator's ``cpu`` admin fault).
+``cpu`` and ``memory`` also reach a replica's program restarted (or started) while they
+are in force (its container is new; :func:`reapply`), so an OOM-killed replica restarted
+under the limit can be killed again, as in the simulator; ``partition`` and ``loss`` rules
+live in the replica's sandbox, whose network namespace outlasts a restart.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     from .faults import Applied
     from .run import LiveRun
 
-__all__ = ["apply_container_fault", "CONTAINER_FAULTS", "OOM_POLL"]
+__all__ = ["apply_container_fault", "reapply", "memory_limit", "CONTAINER_FAULTS", "OOM_POLL"]
 
 #: Fault types acting on the containers under the docker runtime.
 CONTAINER_FAULTS = ("partition", "loss", "cpu", "memory")
@@ -48,42 +51,99 @@ def apply_container_fault(run: LiveRun, a: Applied, service: str,
                           chosen: list[Replica]) -> None:
     """Apply ``a`` (one of :data:`CONTAINER_FAULTS`) to the containers of ``chosen``; what
     undoes it goes on ``a.undo``."""
-    f = a.fault
-    user = is_user_service(run.topology.services[service])
     for rep in chosen:
-        container = getattr(rep.process, "container", None)
-        if container is None or rep.down:
-            continue
-        if f.type == "partition":
-            undo = containerfaults.partition(container)
-        elif f.type == "loss":
-            undo = containerfaults.loss(container, float(f.probability or 0.0))
-        elif f.type == "cpu":
-            import os
+        if getattr(rep.process, "container", None) is not None and not rep.down:
+            apply_one(run, a, rep)
+    if a.fault.type == "memory":
+        a.watch = _OOMWatch(run, a, service, chosen)
+        a.watch.start()
 
-            base = float(os.cpu_count() or 1) if user else 1.0
-            undo = containerfaults.cpu(container, float(f.fraction or 1.0), base_cpus=base)
-        else:  # memory
-            limit = int(f.limit or 0) + (0 if user else _interpreter_bytes(rep))
-            undo = containerfaults.memory(container, limit)
-        a.undo.append(("call", undo))
-    if f.type == "memory":
-        _OOMWatch(run, a, service, chosen).start()
+
+def apply_one(run: LiveRun, a: Applied, rep: Replica) -> None:
+    """``a`` on the container of one replica; its undo goes on ``a.undo``."""
+    f = a.fault
+    container = rep.process.container
+    if f.type == "partition":
+        undo = containerfaults.partition(container)
+    elif f.type == "loss":
+        undo = containerfaults.loss(container, float(f.probability or 0.0))
+    elif f.type == "cpu":
+        user = is_user_service(run.topology.services[rep.service])
+        base = float(os.cpu_count() or 1) if user else 1.0
+        undo = containerfaults.cpu(container, float(f.fraction or 1.0), base_cpus=base)
+    else:  # memory
+        user = is_user_service(run.topology.services[rep.service])
+        extra = 0 if user else _interpreter_bytes(rep)
+        run.memory_overhead[rep.service] = extra
+        undo = _limit_memory(container, int(f.limit or 0) + extra)
+    a.undo.append(("call", undo))
+
+
+def _in_force(run: LiveRun, service: str, kinds: tuple[str, ...]) -> list[Applied]:
+    """The faults of ``kinds`` in force now on ``service``."""
+    out = []
+    for a in list(run.applied):
+        f = a.fault
+        target = f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
+        if f.type in kinds and target == service and a.start is not None and a.end is None:
+            out.append(a)
+    return out
+
+
+def memory_limit(run: LiveRun, service: str, k: int) -> int | None:
+    """The memory limit replica ``k`` of ``service`` starts under (a memory fault in force:
+    its limit plus the interpreter's memory measured when it began), or None. A program
+    restarted under a limit is started with it, as a container with a limit is: the kernel
+    refuses to lower a running container's limit below what it holds right now."""
+    limits = [int(a.fault.limit or 0) + run.memory_overhead.get(service, 0)
+              for a in _in_force(run, service, ("memory",))
+              if a.fault.replicas is None or k < a.fault.replicas]
+    return min(limits) if limits else None
+
+
+def reapply(run: LiveRun, rep: Replica) -> None:
+    """The ``cpu`` and ``memory`` faults in force on ``rep``'s service, on its program's new
+    container (a restart, a new replica); problems are reported, the run goes on."""
+    for a in _in_force(run, rep.service, ("cpu",)):
+        try:
+            with run._lock:
+                apply_one(run, a, rep)
+        except RunError as exc:
+            run.problem(f"fault cpu on {rep.service}#{rep.index}: {exc}")
+    for a in _in_force(run, rep.service, ("memory",)):
+        if a.watch is not None and (a.fault.replicas is None or rep.index < a.fault.replicas):
+            a.watch.add(rep)  # it started under the limit (memory_limit)
+
+
+def _limit_memory(container: str, limit: int, give_up: float = 2.0) -> containerfaults.Undo:
+    """Set the memory limit; the kernel refuses one below what the container holds now and
+    cannot reclaim (requests in progress hold theirs until they end): tried again for up to
+    ``give_up`` s, as the requests of the moment finish."""
+    deadline = time.monotonic() + give_up
+    while True:
+        try:
+            return containerfaults.memory(container, limit)
+        except RunError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _interpreter_bytes(rep: Replica) -> int:
-    """What an emulated replica holds beyond the model's memory: its resident set now less
-    the model's bytes it reports (``memory_held``), with 8 MiB of slack for allocator noise."""
+    """What an emulated replica holds beyond the model's memory: its anonymous resident
+    memory now (``RssAnon``: the file-backed part, the interpreter's mapped code, the kernel
+    can evict under a limit rather than kill) less the model's bytes it reports
+    (``memory_held``), with 2 MiB of slack for allocator noise."""
     from .util import http
 
     state = containerfaults.inspect(rep.process.container)["State"]
     try:
         with open(f"/proc/{state['Pid']}/status", encoding="ascii") as fh:
-            rss = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
+            rss = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("RssAnon:"))
         held = int(http("GET", rep.port, "/_faultmesh/stats").get("memory_held", 0) or 0)
     except (OSError, StopIteration, ValueError, KeyError) as exc:
         raise RunError(f"{rep.process.container}: cannot measure its memory: {exc}") from None
-    return max(0, rss - held) + 8 * 1024 * 1024
+    return max(0, rss - held) + 2 * 1024 * 1024
 
 
 class _OOMWatch(threading.Thread):
@@ -93,8 +153,9 @@ class _OOMWatch(threading.Thread):
     def __init__(self, run: LiveRun, a: Applied, service: str, reps: list[Replica]) -> None:
         super().__init__(name=f"faultmesh-oom-{service}", daemon=True)
         self.run_, self.a, self.service = run, a, service
-        self.reps = [r for r in reps if getattr(r.process, "container", None)]
-        self.since = time.time()
+        self.watching = {id(r): r for r in reps if getattr(r.process, "container", None)}
+        self.lock = threading.Lock()
+        self.since = a.start or time.time()  # an OOM kill while the limits went in counts
         self.done = threading.Event()
         a.undo.append(("call", self.done.set))
         run.timers.append(self)  # type: ignore[arg-type]  # joined at teardown
@@ -102,21 +163,31 @@ class _OOMWatch(threading.Thread):
     def cancel(self) -> None:
         self.done.set()
 
+    def add(self, rep: Replica) -> None:
+        """Watch ``rep`` too (its program restarted under the limit)."""
+        with self.lock:
+            self.watching[id(rep)] = rep
+
     def run(self) -> None:
         from .faults import Applied
 
         run, f = self.run_, self.a.fault
         restart = run.topology.services[self.service].restart
-        watching = {id(r): r for r in self.reps}
-        while watching and not self.done.wait(OOM_POLL):
-            for key, rep in list(watching.items()):
+        while not self.done.wait(OOM_POLL):
+            with self.lock:
+                watching = dict(self.watching)
+            for key, rep in watching.items():
                 try:
-                    at = containerfaults.oom_killed(rep.process.container, since=self.since)
+                    # not before this program's container began: an earlier one of the same
+                    # name (OOM-killed, restarted) left its own oom event
+                    since = max(self.since, getattr(rep.process, "created", 0.0))
+                    at = containerfaults.oom_killed(rep.process.container, since=since)
                 except RunError:
                     at = None
                 if at is None:
                     continue
-                del watching[key]
+                with self.lock:
+                    self.watching.pop(key, None)
                 with run._lock:
                     run.book.set_down(rep, at, True)
                     run.extra_faults.append(["memory", self.service, at, at + restart,

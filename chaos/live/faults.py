@@ -56,6 +56,7 @@ class Applied:
     start: float | None = None
     end: float | None = None
     undo: list[Any] = field(default_factory=list)
+    watch: Any = None  # a memory fault's OOM watch (docker runtime)
 
 
 def admin_body(f: Fault) -> dict[str, Any]:

@@ -49,6 +49,8 @@ class ReplicaLifecycle:
     _helpers: list[threading.Thread]
     _startups: list[float]
 
+    applied: list[Applied]
+
     def problem(self, message: str) -> None:
         raise NotImplementedError
 
@@ -184,7 +186,13 @@ class ReplicaLifecycle:
         self._post_admin_faults(rep)
 
     def _post_admin_faults(self, rep: Replica) -> None:
-        """The ``errors``/``slow`` faults active on the service reach a new replica too."""
+        """The ``errors``/``slow``/``cpu`` faults active on the service reach a new replica
+        too, and so do the ``cpu`` and ``memory`` limits of its container (a restarted
+        program's container is new; the sandbox keeps partition and loss rules)."""
+        if self.runtime.containers:
+            from .containers import reapply
+
+            reapply(self, rep)  # type: ignore[arg-type]
         if is_user_service(self.topology.services[rep.service]):
             return  # its errors/slow faults are toxics on its proxies, which stay
         for body in list(self.admin_faults.get(rep.service, {}).values()):

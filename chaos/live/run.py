@@ -82,6 +82,7 @@ class LiveRun(ReplicaLifecycle):
         self.end = self.duration  # the run time reached (the drain included)
         self._opened = False  # the runtime is open: "tearing down" is worth saying
         self.extra_faults: list[list[Any]] = []  # rows of what happened by itself (OOM kills)
+        self.memory_overhead: dict[str, int] = {}  # bytes an emulator holds beyond its model
         self._front: RoundRobinFront | None = None
         self._stop = threading.Event()      # the load has ended
         self._closed = threading.Event()    # the teardown has begun

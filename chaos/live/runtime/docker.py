@@ -110,6 +110,7 @@ class ContainerReplica:
     container: str    # the program's container (killed, paused, limited)
     upstream: str
     output: str = ""
+    created: float = 0.0  # Unix time its program's container was asked for
 
     @property
     def address(self) -> str:
@@ -292,8 +293,14 @@ class DockerRuntime(Runtime):
         inner = spec.port if user else EMULATOR_PORT
         host_port = self._sandbox(sandbox, inner)
         docker("rm", "-f", name, check=False, timeout=60)  # a restart: the killed one goes
+        created = time.time()
         args = ["run", "-d", "--name", name, "--network", f"container:{sandbox}",
                 "--label", f"{RUN_LABEL}={self.run_id}", "--label", f"{KIND_LABEL}=replica"]
+        from ..containers import memory_limit
+
+        limit = memory_limit(run, service, k)
+        if limit is not None:  # restarted while a memory fault is in force: under its limit
+            args += ["--memory", str(limit), "--memory-swap", str(limit)]
         if user:
             if listen_at is not None:  # a user's program cannot wait to listen: start it then
                 time.sleep(max(0.0, listen_at - time.time()))
@@ -324,7 +331,7 @@ class DockerRuntime(Runtime):
             raise
         upstream = f"127.0.0.1:{host_port}" if self.outside else f"{sandbox}:{inner}"
         return ContainerReplica(service, k, host_port, run.replica_log(service, k), name,
-                                upstream, run.output_log(service, k) if user else "")
+                                upstream, run.output_log(service, k) if user else "", created)
 
     def _wait_healthy(self, container: str, port: int, path: str, timeout: float) -> None:
         """Until GET ``path`` on ``port`` answers 2xx; RunError, with the container's last
