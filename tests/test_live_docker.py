@@ -216,3 +216,54 @@ def test_nothing_left_after_sigterm_or_sigkill(tmp_path, how) -> None:
     while _run_ids() & ours and time.monotonic() < gone:
         time.sleep(0.2)
     assert not _run_ids() & ours, "left behind: " + ", ".join(_run_ids() & ours)
+
+
+def test_rag_real_redis_outage_and_http_errors_on_user_images(tmp_path) -> None:
+    """The real-parts example under --runtime docker: the cache container (a real Redis) is
+    killed and the gateway's fallback degrades answers instead of failing them; an ``errors``
+    fault on the retriever (a user's image: no admin API) is an HTTP toxic of the proxy,
+    which answers 503 for half the calls, and the gateway's retry absorbs them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "rag_real_images", Path(__file__).parents[1] / "examples" / "rag-real" / "images.py")
+    assert spec is not None and spec.loader is not None
+    images = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = images  # its dataclasses look their module up
+    spec.loader.exec_module(images)
+    images.build_all(progress=lambda line: None)
+    text = (Path(__file__).parents[1] / "topologies" / "rag-real.yaml").read_text()
+    text = text.replace("scenarios:\n", "scenarios:\n  outage-and-errors:\n    faults:\n"
+                        "      - {type: kill, target: cache, start: 30s}\n"
+                        "      - {type: errors, target: retriever, start: 78s, duration: 24s,"
+                        " rate: 0.5, status: 503}\n", 1)
+    topo = tmp_path / "rag-real.yaml"
+    topo.write_text(text)
+    before = _run_ids()
+    proc = subprocess.run(
+        [sys.executable, "-m", "faultmesh", "live", str(topo), "--runtime", "docker",
+         "--scenario", "outage-and-errors", "--out", str(tmp_path / "out"), "--no-report"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "FAULTMESH_PROGRESS": "off", "FAULTMESH_MAX_DURATION": "20s"})
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: "full answers" SLO
+    res = tmp_path / "out"
+    faults = _rows(res / "faults.csv")
+    requests = _rows(res / "requests.csv")
+    calls = _rows(res / "calls.csv")
+    a, b = _window(faults, "kill")
+    assert b - a >= 1.0  # the cache's restart, scaled to the 20 s run
+    inside = [r for r in requests if a + 0.3 <= float(r["start"]) < b - 0.3]
+    before_kill = [r for r in requests if 2.0 <= float(r["start"]) < a]
+    assert inside and before_kill
+    assert all(r["ok"] == "True" for r in inside), "the fallback answers without the cache"
+    assert sum(r["degraded"] == "True" for r in inside) / len(inside) > 0.9
+    assert sum(r["degraded"] == "True" for r in before_kill) / len(before_kill) < 0.1
+    # the user's images write no calls.csv rows: their callers' rows measure them
+    assert {c["caller"] for c in calls if c["callee"] in ("cache", "retriever")} == {"gateway"}
+    a, b = _window(faults, "errors")
+    into = [c for c in calls if c["callee"] == "retriever" and a + 0.2 <= float(c["start"]) < b]
+    refused = [c for c in into if c["status"] == "503"]
+    assert 0.3 < len(refused) / len(into) < 0.7, (len(refused), len(into))
+    during = [r for r in requests if a + 0.2 <= float(r["start"]) < b - 0.5]
+    assert sum(r["ok"] == "True" for r in during) / len(during) > 0.6  # retried
+    assert _run_ids() <= before
