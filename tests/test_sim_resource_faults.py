@@ -182,7 +182,8 @@ def test_memory_below_the_limit_kills_nothing():
     "{type: memory, target: b, limit: 256Mi}",
 ])
 def test_the_live_engine_refuses_them_up_front(tmp_path, fault):
-    """Live runs do not apply these yet: exit 2 with one line, before anything starts."""
+    """The process runtime cannot apply these (they act on containers): exit 2 with one line,
+    before anything starts."""
     path = tmp_path / "t.yaml"
     path.write_text(textwrap.dedent(LOSS).replace("{type: loss, target: a->b, probability: 10%}", fault)
                     .replace("latency: 10ms}", "latency: 10ms, memory: {base: 64Mi}}"))
@@ -192,6 +193,6 @@ def test_the_live_engine_refuses_them_up_front(tmp_path, fault):
                          timeout=60)
     kind = fault.split(",")[0].split()[-1]
     assert run.returncode == 2, run.stderr
-    assert run.stderr.strip() == (f"faultmesh live: fault type '{kind}' needs --runtime "
-                                  "docker, not built yet")
+    assert run.stderr.strip() == (f"faultmesh live: fault type '{kind}' acts on containers: "
+                                  "run it with --runtime docker")
     assert not out.exists()
