@@ -94,14 +94,15 @@ def figures(directory: str) -> dict[str, float]:
     return out
 
 
-def run_pair(t: Topology, scenario: str, seed: int, root: str) -> tuple[dict, dict, float]:
+def run_pair(t: Topology, scenario: str, seed: int, root: str,
+             runtime: str = "process") -> tuple[dict, dict, float]:
     from faultmesh.runs import live_run, simulate_run
 
     sim_dir = os.path.join(root, t.name, scenario, "sim")
     live_dir = os.path.join(root, t.name, scenario, "live")
     simulate_run(t, scenario, sim_dir, seed=seed, report=False)
     started = time.perf_counter()
-    live_run(t, scenario, live_dir, seed=seed, report=False)
+    live_run(t, scenario, live_dir, seed=seed, report=False, runtime=runtime)
     return figures(sim_dir), figures(live_dir), time.perf_counter() - started
 
 
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-rate", type=float, default=10.0)
     ap.add_argument("--max-users", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runtime", choices=("process", "docker"), default="process",
+                    help="the live engine's runtime (docker: containers, and the container "
+                    "faults loss, cpu, memory)")
     ap.add_argument("--out", help="keep the result directories here")
     ap.add_argument("--markdown", help="write the table here as Markdown")
     ap.add_argument("--reasons", help="JSON {\"topology/scenario\": \"why it differs\"}")
@@ -155,12 +159,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.scenario and scenario not in args.scenario:
                 continue
             key = f"{name}/{scenario}"
-            if any(f.type == "rollout" for f in t.scenario(scenario).faults):
+            kinds = {f.type for f in t.scenario(scenario).faults}
+            if "rollout" in kinds:
                 row = (f"| {name} | {scenario} | | | | | | | | | not run: the live engine "
                        "has no rollout yet |")
+            elif args.runtime == "process" and kinds & {"loss", "cpu", "memory"}:
+                row = (f"| {name} | {scenario} | | | | | | | | | not run: "
+                       f"{', '.join(sorted(kinds & {'loss', 'cpu', 'memory'}))} need "
+                       "--runtime docker |")
             else:
                 try:
-                    s, lv, took = run_pair(t, scenario, args.seed, root)
+                    s, lv, took = run_pair(t, scenario, args.seed, root, args.runtime)
                 except Exception as exc:  # noqa: BLE001 - one failed row, the table goes on
                     row = f"| {name} | {scenario} | | | | | | | | | failed: {exc} |"
                     misses += 1

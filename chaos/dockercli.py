@@ -7,8 +7,9 @@ command line, not an SDK: it is what users type to look at what faultmesh made, 
 machines it is the one client that certainly matches the engine.
 
 Every object a run creates carries the label :data:`RUN_LABEL` (its value the run's id) and
-:data:`KIND_LABEL` (``replica``, ``sandbox``, ``proxy``, ``network``, ``image``, ``reaper``), so that
-whatever a crashed run left can be found and removed by label (``faultmesh clean``).
+:data:`KIND_LABEL` (``replica``, ``sandbox``, ``proxy``, ``network``, ``image``,
+``reaper``), so that whatever a crashed run left can be found and removed by label
+(``faultmesh clean``).
 """
 
 from __future__ import annotations

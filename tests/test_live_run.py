@@ -185,3 +185,20 @@ def test_open_load_gives_users_room_for_the_slowest_answer() -> None:
     two_tier = topologies.loads(TOPOLOGY)
     assert answer_time_bound(two_tier) == 1.0 + 2.0  # gateway 1 s + backend via 2 s timeout
     assert answer_time_bound(two_tier, cap=2.5) == 2.5
+
+
+@pytest.mark.skipif(__import__("chaos.dockercli").dockercli.unavailable() is not None,
+                    reason="no Docker engine")
+def test_a_memory_fault_that_would_hold_too_much_real_memory_is_refused(tmp_path, capsys):
+    """Under a memory fault the docker runtime's emulators hold their model's memory for
+    real: 3 replicas x 6 GiB on this machine is refused up front (exit 3, one line), before
+    any container starts."""
+    from chaos.dockercli import RUN_LABEL, docker
+
+    before = docker("ps", "-aq", "--filter", f"label={RUN_LABEL}").stdout.split()
+    code = main(["live", "topologies/recommender.yaml", "--runtime", "docker", "--scenario",
+                 "candidate-gen-memory-limit", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 3 and len(err.strip().splitlines()) == 1, err
+    assert "held for real by candidate-gen" in err and "GiB" in err
+    assert docker("ps", "-aq", "--filter", f"label={RUN_LABEL}").stdout.split() == before

@@ -97,6 +97,26 @@ def _tail(container: str, n: int = TAIL_LINES) -> str:
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+#: Share of this machine's memory the emulators of memory-faulted services may really hold.
+MEMORY_SHARE = 0.5
+
+
+def _check_memory(topology: Topology, services: set[str]) -> None:
+    """RunError (exit 3) when the emulators that must really hold their memory (a memory
+    fault on their service) would hold more than :data:`MEMORY_SHARE` of this machine's."""
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need = 0.0
+    for name in services:
+        spec = topology.services[name]
+        n = spec.autoscale.max if spec.autoscale is not None else spec.replicas
+        need += n * (spec.memory.base if spec.memory is not None else 0.0)
+    if need > MEMORY_SHARE * machine:
+        gib = 1024.0 ** 3
+        raise RunError(f"the memory fault needs {need / gib:.1f} GiB held for real by "
+                       f"{', '.join(sorted(services))} (memory.base x replicas), more than "
+                       f"{MEMORY_SHARE:.0%} of this machine's {machine / gib:.1f} GiB")
+
+
 @dataclass
 class ContainerReplica:
     """A replica running as a container: its name, the 127.0.0.1 port its HTTP is
@@ -203,8 +223,9 @@ class DockerRuntime(Runtime):
                                  f"not set (what an emulated replica holds)")
         self._memory_faulted = {
             f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
-            for f in faults if f.type == "memory"}
+            for f in faults if f.type == "memory"} - users
         require_docker()
+        _check_memory(topology, self._memory_faulted)
 
     # --- the network and the fault proxy -------------------------------------------------
     def open(self, run: LiveRun) -> None:
