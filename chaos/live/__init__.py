@@ -1,5 +1,8 @@
-"""The live engine: a topology run as real local processes, loaded by Locust, with faults
-injected through a Toxiproxy proxy on every dependency edge.
+"""The live engine: a topology run as real local processes or containers, loaded by Locust,
+with faults injected through a Toxiproxy proxy on every dependency edge.
+
+Where the replicas and the fault proxy run is the run's :class:`~chaos.live.runtime.Runtime`
+(``--runtime process``, the default, or ``docker``); everything below is shared by both.
 
 :class:`LiveRun` models one live run end to end. It starts the fault proxy (the built-in
 :class:`~chaos.proxy.ProxyServer`, or a real Toxiproxy given by URL), one emulator process
@@ -14,6 +17,8 @@ simulator writes, and the same summary function, so reports and gates work uncha
 Modules:
 
 * ``run``       -- :class:`LiveRun`: starting, loading, scheduling faults, teardown.
+* ``runtime``   -- the runtime interface; processes (``process``), containers (``docker``).
+* ``containers``-- the faults acting on replica containers (partition, loss, cpu, memory).
 * ``wiring``    -- the call graph's order, the fault proxy, one proxy per edge.
 * ``lifecycle`` -- replicas started, restarted after a kill, started and stopped by scaling.
 * ``book``      -- :class:`ReplicaBook`: which replicas exist and serve, over time.
