@@ -95,6 +95,16 @@ EXIT: dict[str, int | tuple[int, ...]] = {
     "faultmesh live topologies/rag-chat.yaml --scenario llm-brownout --duration 90s": (0, 1),
     # images --help: exit 3 where no Docker engine answers
     "faultmesh images list": (0, 3),
+    # docs/docker.md, live runs in containers: exit 3 where no Docker engine answers
+    "faultmesh live topologies/rag-chat.yaml --runtime docker --scenario "
+    "vectordb-replica-partition": (0, 3),
+    "faultmesh live topologies/recommender.yaml --runtime docker --scenario "
+    "feature-store-cpu-throttle": (0, 1, 3),
+    # docs/topologies.md, rag-real: the redis outage breaks the full-answers SLO by design
+    # (exit 1, as the doc says); live, exit 3 where no Docker engine answers or the example's
+    # images (examples/rag-real/images.py) are not built
+    "faultmesh sim topologies/rag-real.yaml --scenario redis-outage": 1,
+    "faultmesh live topologies/rag-real.yaml --runtime docker --scenario redis-outage": (1, 3),
 }
 # result directories that examples read without making them: how to make one ({out})
 _SIM = "faultmesh sim topologies/rag-chat.yaml --scenario llm-brownout --out {out}"
