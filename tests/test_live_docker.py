@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.dockercli import RUN_LABEL, docker, unavailable
+from chaos.dockercli import RUN_LABEL, docker, run_pid, unavailable
 
 _WHY = unavailable()
 pytestmark = [pytest.mark.slow,
@@ -70,6 +70,12 @@ def _run_ids() -> set[str]:
     return ids
 
 
+def _left_by(pid: int) -> set[str]:
+    """Run ids of the faultmesh process ``pid`` that still label a container or network
+    (other runs on the machine, a parallel test's, are not this test's business)."""
+    return {i for i in _run_ids() if run_pid(i) == pid}
+
+
 def _live(tmp_path: Path, scenario: str, *extra: str) -> subprocess.Popen[str]:
     topo = tmp_path / "t.yaml"
     topo.write_text(TOPOLOGY)
@@ -102,7 +108,6 @@ def _median(xs: list[float]) -> float:
 def test_latency_kill_and_partition_in_containers(tmp_path) -> None:
     """Each fault has its effect on the calls into the backend's containers, the result
     files are the process runtime's, and nothing of the run is left."""
-    before = _run_ids()
     proc = _live(tmp_path, "mix")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, out + err
@@ -148,14 +153,13 @@ def test_latency_kill_and_partition_in_containers(tmp_path) -> None:
 
     summary = json.loads((res / "summary.json").read_text())
     assert summary["engine"] == "live" and not summary.get("partial")
-    assert _run_ids() <= before, "a container or network of the run is left"
+    assert not _left_by(proc.pid), "a container or network of the run is left"
 
 
 def test_cpu_loss_and_memory_in_containers(tmp_path) -> None:
     """cpu stretches the emulated work (and cuts the real quota), loss slows calls through
     retransmissions, a memory limit under what the replica holds OOM-kills it: one faults.csv
     row per OOM kill, and the replica serves again after its restart."""
-    before = _run_ids()
     proc = _live(tmp_path, "resources")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, out + err
@@ -187,19 +191,18 @@ def test_cpu_loss_and_memory_in_containers(tmp_path) -> None:
             min(2.0, float(b) + 1.0 - float(r["start"])), abs=1.1)
     first = min(float(r["start"]) for r in ooms)
     assert first - a < 1.0, "the first request over the limit is killed at once"
-    assert _run_ids() <= before
+    assert not _left_by(proc.pid)
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_nothing_left_after_sigterm_or_sigkill(tmp_path, how) -> None:
     """Stopped during the load, by SIGTERM (partial results, exit 143) or SIGKILL (the
     reaper), the run leaves no container or network behind."""
-    before = _run_ids()
     proc = _live(tmp_path, "mix")
     ours: set[str] = set()
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # until the run's replicas are up and loaded
-        ours = _run_ids() - before
+        ours = _left_by(proc.pid)
         if ours and (tmp_path / "out" / "live-logs").is_dir() and any(
                 (tmp_path / "out").glob("live-logs/*.csv")):
             break
@@ -239,13 +242,13 @@ def test_rag_real_redis_outage_and_http_errors_on_user_images(tmp_path) -> None:
                         " rate: 0.5, status: 503}\n", 1)
     topo = tmp_path / "rag-real.yaml"
     topo.write_text(text)
-    before = _run_ids()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "faultmesh", "live", str(topo), "--runtime", "docker",
          "--scenario", "outage-and-errors", "--out", str(tmp_path / "out"), "--no-report"],
-        capture_output=True, text=True, timeout=600,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "FAULTMESH_PROGRESS": "off", "FAULTMESH_MAX_DURATION": "20s"})
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: "full answers" SLO
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode in (0, 1), out + err  # 1: the "full answers" SLO
     res = tmp_path / "out"
     faults = _rows(res / "faults.csv")
     requests = _rows(res / "requests.csv")
@@ -266,4 +269,4 @@ def test_rag_real_redis_outage_and_http_errors_on_user_images(tmp_path) -> None:
     assert 0.3 < len(refused) / len(into) < 0.7, (len(refused), len(into))
     during = [r for r in requests if a + 0.2 <= float(r["start"]) < b - 0.5]
     assert sum(r["ok"] == "True" for r in during) / len(during) > 0.6  # retried
-    assert _run_ids() <= before
+    assert not _left_by(proc.pid)

@@ -213,7 +213,7 @@ def test_image_only_service_is_refused(tmp_path: Path) -> None:
     code, err = _refused(tmp_path, topo)
     assert code == 2, err
     assert err.strip() == ("faultmesh live: service gateway gives only image:; run it with "
-                           "--runtime docker (not built yet) or give command:"), err
+                           "--runtime docker or give command:"), err
 
 
 def test_http_fault_on_a_real_toxiproxy_is_refused(tmp_path: Path) -> None:
