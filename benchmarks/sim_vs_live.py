@@ -160,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             key = f"{name}/{scenario}"
             kinds = {f.type for f in t.scenario(scenario).faults}
-            if "rollout" in kinds:
-                row = (f"| {name} | {scenario} | | | | | | | | | not run: the live engine "
-                       "has no rollout yet |")
-            elif args.runtime == "process" and kinds & {"loss", "cpu", "memory"}:
+            if args.runtime == "process" and kinds & {"loss", "cpu", "memory"}:
                 row = (f"| {name} | {scenario} | | | | | | | | | not run: "
                        f"{', '.join(sorted(kinds & {'loss', 'cpu', 'memory'}))} need "
                        "--runtime docker |")

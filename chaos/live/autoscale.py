@@ -134,8 +134,9 @@ class LiveAutoscaler:
     def _decide(self, s: _Service, now: float) -> None:
         run = self.run
         book = run.book
-        existing = book.existing(s.name)
-        serving = book.serving(s.name)
+        # a surge rollout's extra replicas are the rollout's, as in the simulator
+        existing = [r for r in book.existing(s.name) if not r.surge]
+        serving = [r for r in book.serving(s.name) if not r.surge]
         target = s.rule.decide(now, ready=len(serving), running=len(existing),
                                busy_total=s.busy_total,
                                ready_total=book.integral(s.name, s.origin, now, READY),

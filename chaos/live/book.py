@@ -40,6 +40,7 @@ class Replica:
     down: bool = False                 # killed, not restarted yet
     paused: bool = False               # frozen (SIGSTOP): still ready, holding its requests
     exited: bool = False               # its process is gone for good (slot free again)
+    surge: bool = False                # a surge rollout's, on top of the count for now
     log: str = ""
 
     @property

@@ -29,6 +29,7 @@ from topologies.errors import RunError, UsageError
 from topologies.model import Fault
 
 from .containers import CONTAINER_FAULTS, apply_container_fault
+from .rollout import Rollout
 from .util import http
 
 if TYPE_CHECKING:
@@ -109,6 +110,10 @@ def apply(run: LiveRun, a: Applied, tag: str) -> None:
                 rep.process.pause()
                 rep.paused = True
                 a.undo.append(("cont", rep))
+    elif f.type == "rollout":
+        rollout = Rollout(run, a, service)
+        run.timers.append(rollout)  # type: ignore[arg-type]  # cancelled, joined at teardown
+        rollout.start()
     elif f.type == "kill":
         victims = run.book.serving(service)[: f.replicas or 1]
         if not victims:

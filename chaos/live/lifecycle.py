@@ -98,19 +98,28 @@ class ReplicaLifecycle:
             relay.set_members({r.index: r.port for r in self.book.in_balancer(service)
                                if r.port is not None})
 
-    def grow(self, service: str, now: float) -> Replica | None:
+    def grow(self, service: str, now: float, ready_after: float | None = None,
+             surge: bool = False) -> Replica | None:
         """Start one more replica of ``service``: it costs from ``now`` and joins the
-        balancer after the autoscaler's ``cold_start``."""
+        balancer ``ready_after`` seconds later (default: the autoscaler's ``cold_start``,
+        within ``autoscale.max`` replicas). A rollout's new replicas (``ready_after`` its
+        ``startup``) take the lowest free index, beyond the maximum if the old ones still
+        drain; ``surge`` marks them as on top of the count (the autoscaler leaves them be)."""
         spec = self.topology.services[service].autoscale
-        assert spec is not None
         with self.book.lock:
             held = {r.index for r in self.book.replicas.get(service, []) if not r.exited}
-            free = [k for k in range(spec.max) if k not in held]
+            if ready_after is None:
+                assert spec is not None
+                ready_after = spec.cold_start
+                free = [k for k in range(spec.max) if k not in held]
+            else:
+                free = [k for k in range(len(held) + 1) if k not in held]
             if not free:
                 return None
             rep = self.book.add(service, free[0], now, ready=False,
                                 log=self.replica_log(service, free[0]))
-        self._helper(self._bring_up, (rep, now + spec.cold_start),
+            rep.surge = surge
+        self._helper(self._bring_up, (rep, now + ready_after),
                      f"faultmesh-start-{service}-{rep.index}")
         return rep
 

@@ -22,6 +22,7 @@ from .book import ReplicaBook
 from .faults import Applied
 from .lifecycle import ReplicaLifecycle
 from .relay import MemberRelay, RoundRobinFront
+from .rollout import rollout_slots
 from .runtime import make_runtime
 from .util import http
 from .watch import LiveWatch, active_faults
@@ -56,10 +57,8 @@ class LiveRun(ReplicaLifecycle):
         self.toxiproxy_url = toxiproxy_url
         self.web = web
         self.watch = watch  # told each step, the load's counts and the faults in force
-        for f in self.scenario.faults:
-            if f.type == "rollout":
-                raise UsageError("fault type 'rollout' is not supported by the live engine "
-                                 "yet; run it with faultmesh sim")
+        self.control: Any = None  # with web: the faultmesh tab's API (chaos.live.control)
+        self.load_counts: dict[str, Any] = {}  # the load's counts so far
         self.runtime = make_runtime(runtime)
         self.runtime.check(topology, self.scenario.faults, toxiproxy_url)
         self.user_services = {n for n, spec in topology.services.items()
@@ -116,6 +115,11 @@ class LiveRun(ReplicaLifecycle):
                         f"replicas and their proxies")
             self._start_services()
             self._phase("starting the load")
+            if self.web:  # the faultmesh tab of Locust's web UI reads and drives it
+                from .control import ControlServer
+
+                self.control = ControlServer(self)
+                self.control.start()
             scheduler = threading.Thread(target=self._schedule, name="faultmesh-faults",
                                          daemon=True)
             scheduler.start()
@@ -131,6 +135,8 @@ class LiveRun(ReplicaLifecycle):
             if load is None:
                 raise
         finally:
+            if self.control is not None:
+                self.control.stop()
             if self._opened or self.book.all():  # something to tear down
                 self._phase("tearing down")
             self._teardown()
@@ -171,7 +177,8 @@ class LiveRun(ReplicaLifecycle):
                         seed=self.seed, out_dir=self.out, web=self.web,
                         headroom=min(answer_time_bound(self.topology),
                                      max(2.0, self.topology.workload.timeout)),
-                        progress=self._on_load if self.watch is not None else None)
+                        progress=self._on_load,
+                        control_url=self.control.url if self.control is not None else None)
 
     def _phase(self, text: str) -> None:
         if self.watch is not None:
@@ -179,6 +186,7 @@ class LiveRun(ReplicaLifecycle):
 
     def _on_load(self, counts: dict[str, Any]) -> None:
         """The load's counts so far, with the faults in force, to the watcher."""
+        self.load_counts = counts
         if self.watch is not None:
             self.watch.load(counts, active_faults(self.topology, self.applied))
 
@@ -201,9 +209,12 @@ class LiveRun(ReplicaLifecycle):
                 process = self._process(name, k)
                 self.book.add(name, k, now, ready=True, process=process,
                               log=self.call_log(name, k))
-            if spec.autoscale is not None:
-                relay = self.relays[name] = MemberRelay(name, spec.autoscale.max,
-                                                        host=self.runtime.relay_host())
+            rolled = rollout_slots(self.topology, name, self.scenario.faults)
+            if spec.autoscale is not None or rolled is not None:
+                # replicas come and go behind their callers' fixed address lists
+                relay = self.relays[name] = MemberRelay(
+                    name, spec.autoscale.max if spec.autoscale is not None else rolled,
+                    host=self.runtime.relay_host())
                 slots = relay.start()
                 self.refresh(name)
             else:
