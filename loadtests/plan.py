@@ -69,6 +69,8 @@ class LoadPlan:
     grace: float = 61.0
     web: bool = False
     web_port: int = 8089
+    #: a live run's control API (chaos.live.control): the web UI's faultmesh tab uses it
+    control_url: str | None = None
 
     def rate_at(self, t: float) -> float:
         """The open-model arrival rate at ``t`` seconds into the run (as the simulator's)."""
@@ -117,7 +119,7 @@ class LoadPlan:
 def plan_load(workload: Workload, target_url: str, *, duration: float | None = None,
               seed: int = 0, path: str = "/", request_timeout: float | None = None,
               headroom: float = DEFAULT_HEADROOM, web: bool = False,
-              web_port: int = 8089) -> LoadPlan:
+              web_port: int = 8089, control_url: str | None = None) -> LoadPlan:
     """The plan that offers ``workload`` to ``target_url`` (checked; ``UsageError`` names
     the offending argument)."""
     parts = urlsplit(target_url)
@@ -140,7 +142,7 @@ def plan_load(workload: Workload, target_url: str, *, duration: float | None = N
         raise UsageError(f"web_port: not a port number: {web_port!r}")
     common = dict(target_url=target_url.rstrip("/"), path=path, duration=run_for, seed=seed,
                   request_timeout=timeout, grace=timeout + DRAIN_MARGIN, web=web,
-                  web_port=web_port)
+                  web_port=web_port, control_url=control_url)
     if workload.model == "closed":
         users = int(workload.users or 0)
         if users <= 0:

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chaos.watchdog import child_env
-from topologies.errors import RunError
+from topologies.errors import RunError, UsageError
 from topologies.model import Workload
 
+from . import distributed
 from .behind import load_note
 from .plan import DEFAULT_HEADROOM, LoadPlan, plan_load
 from .results import LoadResult, quantile, read_spool
@@ -57,7 +58,8 @@ def run_load(workload: Workload, target_url: str, *, duration: float | None = No
              web_port: int = 8089, path: str = "/",
              request_timeout: float | None = None,
              headroom: float = DEFAULT_HEADROOM,
-             progress: LoadProgress | None = None) -> LoadResult:
+             progress: LoadProgress | None = None,
+             control_url: str | None = None, workers: int = 0) -> LoadResult:
     """Offer ``workload`` to ``target_url`` with Locust and record every request.
 
     ``duration`` overrides the workload's; ``seed`` fixes every user's random stream;
@@ -66,18 +68,27 @@ def run_load(workload: Workload, target_url: str, *, duration: float | None = No
     ``headroom`` (open load): seconds of answer time a user can wait without falling behind
     its schedule — give it the p99 latency you expect; users = peak rate x headroom.
     ``progress`` receives the counts so far while the load runs (see :data:`LoadProgress`).
+    ``workers`` > 0 runs Locust's distributed mode on this machine, a master and that many
+    worker processes, for more load than one process holds (``loadtests.distributed``).
+    ``control_url``: a live run's control API, which the web UI's faultmesh tab shows and
+    drives (``loadtests.webtab``).
     Raises ``UsageError`` for bad arguments and ``RunError`` when the load process cannot
     run (the web port taken, the child failing).
     """
     plan = plan_load(workload, target_url, duration=duration, seed=seed, path=path,
                      request_timeout=request_timeout, web=web, web_port=web_port,
-                     headroom=headroom)
-    return run_plan(plan, out_dir=out_dir, progress=progress)
+                     headroom=headroom, control_url=control_url)
+    return run_plan(plan, out_dir=out_dir, progress=progress, workers=workers)
 
 
 def run_plan(plan: LoadPlan, *, out_dir: str | None = None,
-             progress: LoadProgress | None = None) -> LoadResult:
+             progress: LoadProgress | None = None, workers: int = 0) -> LoadResult:
     """Run an already made :class:`LoadPlan` (see :func:`run_load`)."""
+    if not isinstance(workers, int) or not 0 <= workers <= distributed.MAX_WORKERS:
+        raise UsageError(f"load workers: expected 0 to {distributed.MAX_WORKERS}, "
+                         f"not {workers!r}")
+    if workers:   # every worker gets as many users
+        plan = distributed.split_plan(plan, workers)
     if plan.web:
         _check_port_free(plan.web_port)
     # the owner's pid in the name: `faultmesh clean` tells a live run's from a dead one's
@@ -93,23 +104,30 @@ def run_plan(plan: LoadPlan, *, out_dir: str | None = None,
         started = time.time()
         done = threading.Event()
         watcher = None
+        watched = (distributed.progress_paths(work, workers) if workers else [progress_path])
         if progress is not None:
-            watcher = threading.Thread(target=_watch, args=(plan, progress_path, progress, done),
+            watcher = threading.Thread(target=_watch, args=(plan, watched, progress, done),
                                        name="faultmesh-load-progress", daemon=True)
             watcher.start()
+        spooled = None
         try:
-            interrupted = _run_child(plan, [plan_path, spool_path, status_path, progress_path],
-                                     log_path)
+            if workers:
+                spooled, status, interrupted = distributed.run_processes(
+                    plan, workers, work, plan_path, _child_env())
+            else:
+                interrupted = _run_child(plan, [plan_path, spool_path, status_path,
+                                                progress_path], log_path)
         finally:
             done.set()
             if watcher is not None:
                 watcher.join()
-        status = _read_status(status_path)
+        if spooled is None:
+            status = _read_status(status_path)
         if "error" in status:
             raise RunError(f"load generator failed: {status['error']}")
         if not status and not interrupted:
             raise RunError("load generator stopped without a report: " + _tail(log_path))
-        result = _result(plan, read_spool(spool_path), status,
+        result = _result(plan, read_spool(spool_path) if spooled is None else spooled, status,
                          interrupted or bool(status.get("interrupted")),
                          time.time() - started)
     finally:
@@ -123,10 +141,7 @@ def run_plan(plan: LoadPlan, *, out_dir: str | None = None,
 def _run_child(plan: LoadPlan, args: list[str], log_path: str) -> bool:
     """Run the load process to its end; whether it was interrupted (Ctrl-C here)."""
     cmd = [sys.executable, "-m", "loadtests.worker", *args]
-    # child_env: the load process ends itself (and removes `work`) should this one die
-    env = {**child_env(), "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+    env = _child_env()
     deadline = STARTUP + plan.duration + plan.grace + STOP_WAIT
     with open(log_path, "wb") as log:
         try:
@@ -151,18 +166,39 @@ def _run_child(plan: LoadPlan, args: list[str], log_path: str) -> bool:
                 proc.wait()
 
 
-def _watch(plan: LoadPlan, path: str, progress: LoadProgress, done: threading.Event) -> None:
-    """Hand the load process's counts to ``progress`` until ``done``; add ``web_url`` once
-    the web UI accepts connections."""
+def _child_env() -> dict[str, str]:
+    """A load process's environment: it finds this package, and (``child_env``) ends itself
+    and removes the work directory should this process die."""
+    env = {**child_env(), "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+    return env
+
+
+def _watch(plan: LoadPlan, paths: list[str], progress: LoadProgress,
+           done: threading.Event) -> None:
+    """Hand the load processes' counts (summed over ``paths``) to ``progress`` until
+    ``done``; add ``web_url`` once the web UI accepts connections."""
     web_url = None
     while not done.wait(PROGRESS_EVERY):
         if plan.web and web_url is None and _accepts(plan.web_port):
             web_url = f"http://127.0.0.1:{plan.web_port}/"
-        counts = _read_status(path)
+        counts = _sum_counts([_read_status(path) for path in paths])
         if web_url is not None:
             counts["web_url"] = web_url
         if counts:
             progress(counts)
+
+
+def _sum_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One count of several load processes' progress: sums, the longest elapsed."""
+    parts = [p for p in parts if p]
+    if len(parts) <= 1:
+        return parts[0] if parts else {}
+    out: dict[str, Any] = {k: sum(p.get(k, 0) for p in parts)
+                           for k in ("sent", "answered", "errors")}
+    out["elapsed"] = max(p.get("elapsed", 0.0) for p in parts)
+    return out
 
 
 def _accepts(port: int) -> bool:
@@ -195,7 +231,12 @@ def _result(plan: LoadPlan, spooled: list, status: dict, partial: bool,
     notes = []
     if partial:
         notes.append(INTERRUPTED_NOTE)
-    if status.get("cpu_warning"):
+    notes.extend(status.get("web_notes") or [])  # STOP or EDIT from Locust's web UI
+    if status.get("processes"):   # distributed: name every load process that saturated
+        note = distributed.cpu_note(status)
+        if note:
+            notes.append(note)
+    elif status.get("cpu_warning"):
         notes.append("Locust cpu_warning: the load generator saturated its CPU; the "
                      "figures may describe the generator, not the system")
     late = sum(1 for x in lags if x > LATE)
@@ -211,6 +252,7 @@ def _result(plan: LoadPlan, spooled: list, status: dict, partial: bool,
         lag_max=max(lags) if lags else None, late_share=late_share,
         cpu_share=status.get("cpu_share"), cpu_warning=bool(status.get("cpu_warning")),
         cpu_usage_max=status.get("cpu_usage_max"), partial=partial, seed=plan.seed,
+        processes=status.get("processes"),
         t0=float(status["t0"]) if status.get("t0") is not None else None,
         end=_end(rows, status),
         web_url=f"http://127.0.0.1:{plan.web_port}/" if plan.web else None, notes=notes)

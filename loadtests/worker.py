@@ -28,6 +28,8 @@ __all__ = ["main", "send_start"]
 
 #: How often the spool is flushed to disk (what a killed load process still leaves).
 FLUSH_EVERY = 0.5
+#: How many of the latest answers the progress file's latency quantiles cover.
+RECENT_ANSWERS = 2000
 #: Seconds requests in flight get to end when the run is interrupted (Ctrl-C).
 INTERRUPTED_GRACE = 0.5
 
@@ -100,6 +102,7 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
     import itertools
     import logging
     import signal
+    from collections import deque
 
     import gevent
     import gevent.event
@@ -121,6 +124,10 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
     in_flight: dict[int, tuple[float, float | None, Any]] = {}
     cpu: dict[str, Any] = {"warning": False, "max": None}
     counts = {"answered": 0, "errors": 0}  # for the progress file
+    recent: deque[float] = deque(maxlen=RECENT_ANSWERS)  # latencies for the progress file
+    users = {"n": plan.users}  # the shape's user count (EDIT in the web UI may change it)
+    web_notes: list[str] = []  # what was done from Locust's web UI, and when
+    web_stop: dict[str, float] = {}  # "at": run seconds of a STOP from the web UI
     spool = open(spool_path, "w", encoding="utf-8", newline="")  # noqa: SIM115
     out = csv.writer(spool, lineterminator="\n")
     out.writerow(SPOOL_COLUMNS)
@@ -149,6 +156,7 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
         ok = 200 <= status < 300 and exception is None
         counts["answered"] += 1
         counts["errors"] += not ok
+        recent.append(latency)
         headers = getattr(response, "headers", None)
         cause = headers.get(ERROR_HEADER) if headers is not None and not ok else None
         error = error_word(status, exception, cause)
@@ -221,12 +229,15 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
     class WorkloadShape(LoadTestShape):
         """The run's user pool over time: every user from the start (open users pace
         themselves along the rate profile). The run itself is stopped at ``duration`` by
-        the load process (below); the shape only ends a run that outlived its drain."""
+        the load process (below); the shape only ends a run that outlived its drain. A
+        closed workload's users may be changed from the web UI (EDIT)."""
+
+        use_common_options = plan.model == "closed"  # the UI's EDIT then offers a user count
 
         def tick(self) -> tuple[int, float] | None:
             if self.get_run_time() >= plan.duration + plan.grace + 5.0:
                 return None
-            return plan.users, float(max(plan.users, 1))
+            return users["n"], float(max(users["n"], 1))
 
     user_class = OpenUser if plan.model == "open" else ClosedUser
     env = Environment(user_classes=[user_class], shape_class=WorkloadShape(),
@@ -243,8 +254,29 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
     env.events.usage_monitor.add_listener(on_usage)
     runner = env.create_local_runner()
     web_ui = env.create_web_ui(host="127.0.0.1", port=plan.web_port) if plan.web else None
-
     stop = gevent.event.Event()
+    if web_ui is not None:
+        from .webtab import WebControls, install
+
+        def on_stop() -> str:
+            web_stop.setdefault("at", clock() - t0)
+            web_notes.append(f"stopped from Locust's web UI at {web_stop['at']:.1f} s")
+            stop.set()
+            return "faultmesh ends the run: no new request; those in flight drain"
+
+        def on_edit(n: int) -> tuple[bool, str]:
+            at = clock() - t0
+            if plan.model == "open":  # arrivals are dealt over the users by index
+                web_notes.append(f"users change to {n} from Locust's web UI at {at:.1f} s "
+                                 f"refused: an open workload's arrivals are dealt over its "
+                                 f"{plan.users} users")
+                return False, (f"an open workload's arrivals are dealt over its {plan.users} "
+                               f"users: changing them would drop or repeat arrivals")
+            users["n"] = n
+            web_notes.append(f"users changed to {n} from Locust's web UI at {at:.1f} s")
+            return True, f"users changed to {n}"
+
+        install(web_ui, plan, WebControls(on_stop=on_stop, on_edit=on_edit))
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, stop.set)
     if watch is not None:  # after the handlers: the watch stops the run with SIGTERM
@@ -257,7 +289,7 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
             if progress_path is not None:
                 _write_progress(progress_path, {
                     "elapsed": clock() - t0, "sent": counts["answered"] + len(in_flight),
-                    **counts})
+                    **counts, "latency": _quantiles(recent)})
 
     flushing = gevent.spawn(flusher)
     if plan.users > 0:
@@ -267,8 +299,8 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
     t0_wall = time.time()
     if plan.users > 0:
         runner.start_shape()
-    interrupted = bool(stop.wait(timeout=plan.duration))
-    stopped_at = clock() - t0
+    interrupted = bool(stop.wait(timeout=plan.duration)) and "at" not in web_stop
+    stopped_at = web_stop.get("at", clock() - t0)
     # the drain: users waiting for their next turn stop at once; those with a request in
     # flight get until it ends (at most the client timeout). Interrupted: a short grace.
     env.stop_timeout = INTERRUPTED_GRACE if interrupted else plan.grace
@@ -286,10 +318,22 @@ def _run(plan: Any, spool_path: str, progress_path: str | None = None,
     if web_ui is not None:
         web_ui.stop()
     return {"t0": t0_wall, "run_time": min(stopped_at, plan.duration), "end": drained_at,
-            "interrupted": interrupted,
+            "interrupted": interrupted, "web_notes": web_notes,
             "users": plan.users, "cpu_share": round(cpu_share, 4),
             "cpu_warning": bool(cpu["warning"] or runner.cpu_warning_emitted),
             "cpu_usage_max": cpu["max"]}
+
+
+def _quantiles(latencies: Any) -> dict[str, float]:
+    """The recent answers' latency quantiles, named as the SLO metrics name them."""
+    if not latencies:
+        return {}
+    xs = sorted(latencies)
+    at = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+    out = {k: round(xs[min(len(xs) - 1, int(q * len(xs)))], 6) for k, q in at.items()}
+    out["mean"] = round(sum(xs) / len(xs), 6)
+    out["max"] = round(xs[-1], 6)
+    return out
 
 
 def _write_progress(path: str, counts: dict[str, Any]) -> None:

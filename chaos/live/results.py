@@ -121,6 +121,8 @@ def _fault_rows(run: LiveRun, t0: float) -> list[list[Any]]:
         end = a.end if a.end is not None else t0 + run.end
         params = {k: v for k, v in vars(a.fault).items()
                   if k not in ("type", "target", "start", "duration") and v is not None}
+        if getattr(a, "by", None):  # fired by hand from the web tab (chaos.live.control)
+            params["by"] = a.by  # type: ignore[attr-defined]
         rows.append([a.fault.type, a.fault.target, round(a.start - t0, 6),
                      round(min(end - t0, run.end), 6), json.dumps(params, sort_keys=True)])
     # what happened by itself (an OOM kill under a memory limit), as the simulator records it

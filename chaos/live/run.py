@@ -46,8 +46,10 @@ class LiveRun(ReplicaLifecycle):
     def __init__(self, topology: Topology, scenario: str | None, *, seed: int = 0,
                  duration: float | None = None, out: str,
                  toxiproxy_url: str | None = None, web: bool = False,
-                 watch: LiveWatch | None = None, runtime: str = "process") -> None:
+                 watch: LiveWatch | None = None, runtime: str = "process",
+                 load_workers: int = 0) -> None:
         self.topology = topology
+        self.load_workers = load_workers  # >0: Locust's distributed mode (loadtests)
         self.scenario = topology.scenario(scenario)
         self.seed = seed
         self.duration = float(duration if duration is not None else topology.workload.duration)
@@ -177,7 +179,7 @@ class LiveRun(ReplicaLifecycle):
                         seed=self.seed, out_dir=self.out, web=self.web,
                         headroom=min(answer_time_bound(self.topology),
                                      max(2.0, self.topology.workload.timeout)),
-                        progress=self._on_load,
+                        progress=self._on_load, workers=self.load_workers,
                         control_url=self.control.url if self.control is not None else None)
 
     def _phase(self, text: str) -> None:
