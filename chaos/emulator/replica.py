@@ -1,6 +1,7 @@
 """One replica of one service, as a real HTTP server: what a request goes through.
 
-A request (any method and path outside ``/_faultmesh/``) meets, in the simulator's order
+A request (any method and path outside ``/_faultmesh/``, but ``GET /metrics``: the
+Prometheus page of :mod:`.metrics`) meets, in the simulator's order
 (docs/simulation.md): the token-bucket ``rate_limit`` (429 ``rate_limited``; the service's
 rate split evenly over its replicas, since each replica process keeps its own bucket); an
 injected ``errors`` fault (answered at once, ``injected``); a concurrency slot; a worker for
@@ -42,6 +43,7 @@ from .clock import clock, work_sleep
 from .draws import sampler
 from .llm import BatchEngine
 from .log import CALL_COLUMNS, TS_COLUMNS, CsvLog
+from .metrics import ReplicaMetrics, call_outcome
 from .stats import Stats
 
 __all__ = ["ReplicaServer", "HeldMemory", "touched"]
@@ -73,6 +75,7 @@ class ReplicaServer:
         # busy units as the simulator counts them: workers, or an LLM's batch places
         self.stats = Stats(spec.workers,
                            spec.llm.max_batch if spec.llm is not None else spec.workers)
+        self.metrics = ReplicaMetrics(self)  # GET /metrics
         self.calls_log = CsvLog(log_path, CALL_COLUMNS)
         self.ts_log = CsvLog(log_path + ".ts.csv", TS_COLUMNS, flush_every=1.0)
         self.client = HttpClient()
@@ -182,6 +185,10 @@ class ReplicaServer:
     async def handle(self, request: Request) -> Response:
         if request.path.startswith(admin.PREFIX):
             return admin.route(self, request)
+        if request.path == "/metrics" and request.method == "GET":
+            page, content_type = self.metrics.expose()
+            return Response(200, page, content_type)
+        began = time.perf_counter()
         rid = request.headers.get(REQUEST_HEADER.lower()) or \
             f"{self.spec.name}.{self.replica}.{next(self._ids)}"
         self.stats.arrived += 1
@@ -203,8 +210,9 @@ class ReplicaServer:
             if size is None:
                 size = 4.0 * llm[2]
         body = b"x" * int(size if size is not None else 1024) if out.ok else b""
-        return Response(out.status if out.status else 502, body,
-                        "application/octet-stream", headers)
+        status = out.status if out.status else 502
+        self.metrics.answered(status, time.perf_counter() - began)
+        return Response(status, body, "application/octet-stream", headers)
 
     async def _serve(self, rid: str
                      ) -> tuple[Outcome, tuple[float, float, int, float] | None]:
@@ -273,6 +281,8 @@ class ReplicaServer:
                 continue
             outs = await asyncio.gather(*(self.edges[i].run(rid, i, b"x" * int(c.request_size))
                                           for i, c in made))
+            for (_, c), out in zip(made, outs, strict=True):
+                self.metrics.call(c.to, call_outcome(out.ok, out.degraded, out.error))
             for out in outs:
                 if not out.ok:
                     return out

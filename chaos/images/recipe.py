@@ -35,8 +35,9 @@ PACKAGES = ("python3", "python3-venv", "libstdc++6", "iproute2", "iptables", "ca
 #: What the emulator and the fault proxy import beyond faultmesh itself (measured: the
 #: third-party modules loaded by ``chaos.emulator`` and ``faultmesh proxy``). The image holds
 #: these, not the whole dependency set (pandas, matplotlib, locust, dask run on the host):
-#: docs/docker.md has both sizes.
-RUNTIME_REQUIREMENTS = ("numpy", "pyyaml", "networkx")
+#: docs/docker.md has both sizes. prometheus_client: the replicas' and the proxy's ``GET
+#: /metrics`` (imported at the first scrape, so not in the measured set above).
+RUNTIME_REQUIREMENTS = ("numpy", "pyyaml", "networkx", "prometheus_client")
 #: Top-level packages of the source tree; the hash covers every file the wheel takes from them.
 SOURCE_PACKAGES = ("topologies", "simulator", "chaos", "loadtests", "reports", "faultmesh")
 #: Suffixes of the files the wheel ships (modules, bundled topologies, report templates).

@@ -4,7 +4,8 @@ Each route answers as Toxiproxy's ``api.go`` does — 201 for ``POST /proxies`` 
 ``/populate``, 200 for a new toxic, 204 for deletes and ``/reset``, errors as
 ``{"error": message, "status": code}`` — so ``toxiproxy-python`` and users' scripts cannot tell
 it from the Go server. Requests from a browser (``User-Agent: Mozilla/...``) get 403, and every
-answer carries an ``X-Toxiproxy-Request-Id`` header.
+answer carries an ``X-Toxiproxy-Request-Id`` header. ``GET /metrics`` is faultmesh's own: the
+proxies' counts for Prometheus (:mod:`chaos.proxy.metrics`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import unquote
 
 from chaos.proxy.errors import PROXY_EXISTS, PROXY_NOT_FOUND, ApiError, bad_body, missing_field
 from chaos.proxy.http import Request, Response
+from chaos.proxy.metrics import ProxyMetrics, counted
 from chaos.proxy.proxy import Proxy, split_address
 from chaos.proxy.toxics import parse_toxic, update_toxic
 
@@ -75,13 +77,17 @@ class ToxiproxyApi:
 
     def __init__(self, proxies: dict[str, Proxy], new_proxy: Callable[..., Proxy]) -> None:
         self.proxies = proxies
-        self._new_proxy = new_proxy
+        self._new_proxy = counted(new_proxy)  # connections since creation, for /metrics
+        self.metrics = ProxyMetrics(proxies)
 
     async def handle(self, request: Request) -> Response:
         headers = {"X-Toxiproxy-Request-Id": secrets.token_hex(10)}
         if request.headers.get("user-agent", "").startswith("Mozilla/"):
             return Response(403, b"User agent not allowed\n", "text/plain; charset=utf-8",
                             headers)
+        if request.path == "/metrics" and request.method == "GET":
+            page, content_type = self.metrics.expose()
+            return Response(200, page, content_type, headers)
         parts = [unquote(p) for p in request.path.strip("/").split("/")]
         route = self._route(request.method, parts)
         if route is None:
