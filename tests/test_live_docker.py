@@ -27,13 +27,13 @@ _WHY = unavailable()
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(_WHY is not None, reason=f"no Docker engine: {_WHY}")]
 
-#: A gateway calling two backend replicas; one scenario with a latency fault, a kill and a
-#: partition in separate windows (the restart is 2 s, calls time out after 0.5 s).
+#: A gateway calling two backend replicas; one scenario with a latency fault, a kill, a
+#: partition and a pause in separate windows (the restart is 2 s, calls time out after 0.5 s).
 TOPOLOGY = """\
 version: 1
 name: docker-mix
 entry: gateway
-workload: {model: open, rate: 20/s, duration: 13s, warmup: 1s}
+workload: {model: open, rate: 20/s, duration: 15s, warmup: 1s}
 services:
   gateway:
     workers: 16
@@ -52,6 +52,7 @@ scenarios:
       - {type: latency, target: backend, start: 2s, duration: 2s, latency: 150ms}
       - {type: kill, target: backend, start: 5s}
       - {type: partition, target: backend, replicas: 1, start: 9s, duration: 2s}
+      - {type: pause, target: backend, replicas: 1, start: 12s, duration: 1.5s}
   resources:
     faults:
       - {type: cpu, target: backend, start: 2s, duration: 3s, fraction: 0.25}
@@ -105,7 +106,7 @@ def _median(xs: list[float]) -> float:
     return xs[len(xs) // 2]
 
 
-def test_latency_kill_and_partition_in_containers(tmp_path) -> None:
+def test_latency_kill_partition_and_pause_in_containers(tmp_path) -> None:
     """Each fault has its effect on the calls into the backend's containers, the result
     files are the process runtime's, and nothing of the run is left."""
     proc = _live(tmp_path, "mix")
@@ -117,7 +118,7 @@ def test_latency_kill_and_partition_in_containers(tmp_path) -> None:
         assert (res / name).is_file(), name
     faults = _rows(res / "faults.csv")
     calls = _rows(res / "calls.csv")
-    assert [r["type"] for r in faults] == ["latency", "kill", "partition"]
+    assert [r["type"] for r in faults] == ["latency", "kill", "partition", "pause"]
 
     # latency: 150 ms more on every call into the backend (10 ms of own work)
     a, b = _window(faults, "latency")
@@ -148,8 +149,15 @@ def test_latency_kill_and_partition_in_containers(tmp_path) -> None:
     assert hung, "calls into a partitioned replica fail"
     assert all(0.45 <= float(c["end"]) - float(c["start"]) < 0.8 for c in hung)
     assert {c["replica"] for c in hung} == {"0"}  # replicas: 1 cuts off the first one
-    after = _backend_calls(calls, b + 0.5, b + 2.0)
+    after = _backend_calls(calls, b + 0.3, _window(faults, "pause")[0])  # before the pause
     assert after and all(c["ok"] == "1" for c in after), "healed: every call answered"
+
+    # pause: the frozen container holds the calls sent to it (docker pause): they time out
+    a, b = _window(faults, "pause")
+    held = [c for c in _backend_calls(calls, a + 0.1, b - 0.6) if c["replica"] == "0"]
+    assert held and all(c["ok"] != "1" and float(c["end"]) - float(c["start"]) >= 0.45
+                        for c in held), held
+    assert all(c["ok"] == "1" for c in _backend_calls(calls, a + 0.1, b) if c["replica"] == "1")
 
     summary = json.loads((res / "summary.json").read_text())
     assert summary["engine"] == "live" and not summary.get("partial")
