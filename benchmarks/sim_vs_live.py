@@ -58,9 +58,16 @@ def shortened(t: Topology, args: argparse.Namespace) -> Topology:
         faults = []
         for f in sc.faults:
             length = f.duration if f.duration is not None else args.duration - args.fault_at
+            extra = {}
+            if f.type == "rollout" and f.startup:  # every batch within the fault window
+                spec = t.services[f.target]
+                n = spec.autoscale.max if spec.autoscale is not None else spec.replicas
+                batches = -(-min(n, max(spec.replicas, 1)) // max(1, int(f.batch or 1)))
+                extra["startup"] = min(f.startup, args.fault_for / batches)
             faults.append(dataclasses.replace(
                 f, start=args.fault_at,
-                duration=None if f.duration is None else min(length, args.fault_for)))
+                duration=None if f.duration is None else min(length, args.fault_for),
+                **extra))
         scenarios[name] = Scenario(name, sc.description, tuple(faults))
     return dataclasses.replace(t, workload=dataclasses.replace(w, **changes),
                                scenarios=topologies.model.FrozenMap(scenarios))

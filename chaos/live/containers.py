@@ -84,8 +84,7 @@ def _in_force(run: LiveRun, service: str, kinds: tuple[str, ...]) -> list[Applie
     out = []
     for a in list(run.applied):
         f = a.fault
-        target = f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
-        if f.type in kinds and target == service and a.start is not None and a.end is None:
+        if f.type in kinds and f.service == service and a.start is not None and a.end is None:
             out.append(a)
     return out
 

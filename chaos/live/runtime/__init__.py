@@ -71,9 +71,41 @@ class Runtime:
     #: Whether ``partition``, ``loss``, ``cpu`` and ``memory`` act on replica containers.
     containers = False
 
+    #: What a user's service must give to run here (``command`` or ``image``).
+    user_field = ""
+
     def check(self, topology: Topology, faults: tuple[Fault, ...],
               toxiproxy_url: str | None) -> None:
         """UsageError for what this runtime cannot run, before anything starts."""
+        self.check_user_services(topology, faults, toxiproxy_url)
+
+    def check_user_services(self, topology: Topology, faults: tuple[Fault, ...],
+                            toxiproxy_url: str | None) -> set[str]:
+        """UsageError for a user's service this runtime cannot run: one without its
+        :attr:`user_field`, one with autoscaling (no stats to read), its ``errors``/``slow``
+        faults on a real Toxiproxy (they are HTTP toxics of faultmesh's own proxy). Returns
+        the user services."""
+        from topologies.userservice import is_user_service
+
+        from ..faults import EMULATOR_FAULTS
+
+        other = {"command": "image", "image": "command"}[self.user_field]
+        users = {n for n, spec in topology.services.items() if is_user_service(spec)}
+        for name in sorted(users):
+            spec = topology.services[name]
+            if getattr(spec, self.user_field) is None:
+                runtime = "docker" if self.name == "process" else "process"
+                raise UsageError(f"service {name} gives only {other}:; run it with --runtime "
+                                 f"{runtime} or give {self.user_field}:")
+            if spec.autoscale is not None:
+                raise UsageError(f"service {name}: autoscale of a user's service is "
+                                 f"not supported by the live engine yet")
+        for f in faults:
+            if toxiproxy_url and f.type in EMULATOR_FAULTS and f.service in users:
+                raise UsageError(f"fault {f.type} on {f.target}: on a user's service it is an "
+                                 f"HTTP toxic of faultmesh's own proxy, which a real "
+                                 f"Toxiproxy (--toxiproxy) does not have")
+        return users
 
     def open(self, run: LiveRun) -> None:
         """Start the fault proxy (and whatever the replicas need: a network, images) and point

@@ -183,6 +183,7 @@ class DockerRuntime(Runtime):
 
     name = "docker"
     containers = True
+    user_field = "image"
 
     def __init__(self) -> None:
         self.run_id = ""
@@ -200,30 +201,13 @@ class DockerRuntime(Runtime):
 
     def check(self, topology: Topology, faults: tuple[Fault, ...],
               toxiproxy_url: str | None) -> None:
-        from ..faults import EMULATOR_FAULTS
-
-        users = {n for n, spec in topology.services.items() if is_user_service(spec)}
-        for name in users:
-            spec = topology.services[name]
-            if spec.image is None:
-                raise UsageError(f"service {name} gives only command:; run it with --runtime "
-                                 f"process or give image:")
-            if spec.autoscale is not None:
-                raise UsageError(f"service {name}: autoscale of a user's image is not "
-                                 f"supported by the live engine yet")
+        users = self.check_user_services(topology, faults, toxiproxy_url)
         for f in faults:
-            service = f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
-            if toxiproxy_url and f.type in EMULATOR_FAULTS and service in users:
-                raise UsageError(f"fault {f.type} on {f.target}: on a user's image it is an "
-                                 f"HTTP toxic of faultmesh's own proxy, which a real "
-                                 f"Toxiproxy (--toxiproxy) does not have")
-            if (f.type == "memory" and service not in users
-                    and topology.services[service].memory is None):
-                raise UsageError(f"fault memory on {f.target!r}: services.{service}.memory is "
-                                 f"not set (what an emulated replica holds)")
-        self._memory_faulted = {
-            f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
-            for f in faults if f.type == "memory"} - users
+            if (f.type == "memory" and f.service not in users
+                    and topology.services[f.service].memory is None):
+                raise UsageError(f"fault memory on {f.target!r}: services.{f.service}.memory "
+                                 f"is not set (what an emulated replica holds)")
+        self._memory_faulted = {f.service for f in faults if f.type == "memory"} - users
         require_docker()
         _check_memory(topology, self._memory_faulted)
 

@@ -29,6 +29,7 @@ class ProcessRuntime(Runtime):
     """Replicas as local processes; proxies on 127.0.0.1."""
 
     name = "process"
+    user_field = "command"
 
     def __init__(self) -> None:
         self._server: Any = None
@@ -38,27 +39,11 @@ class ProcessRuntime(Runtime):
         """UsageError for what local processes cannot do: a fault on a container, an
         ``image:``-only service, autoscaling a user's program (no stats to read), its
         ``errors``/``slow`` faults on a real Toxiproxy (they are HTTP toxics)."""
-        from ..faults import EMULATOR_FAULTS
-
         for f in faults:
             if f.type in CONTAINER_ONLY:
                 raise UsageError(f"fault type {f.type!r} acts on containers: run it with "
                                  f"--runtime docker")
-        users = {n for n, spec in topology.services.items() if is_user_service(spec)}
-        for name in users:
-            spec = topology.services[name]
-            if spec.command is None:
-                raise UsageError(f"service {name} gives only image:; run it with --runtime "
-                                 f"docker or give command:")
-            if spec.autoscale is not None:
-                raise UsageError(f"service {name}: autoscale of a user's program is not "
-                                 f"supported by the live engine yet")
-        for f in faults:
-            service = f.target.split("->", 1)[1].strip() if "->" in f.target else f.target
-            if toxiproxy_url and f.type in EMULATOR_FAULTS and service in users:
-                raise UsageError(f"fault {f.type} on {f.target}: on a user's program it is an "
-                                 f"HTTP toxic of faultmesh's own proxy, which a real "
-                                 f"Toxiproxy (--toxiproxy) does not have")
+        self.check_user_services(topology, faults, toxiproxy_url)
 
     def open(self, run: LiveRun) -> None:
         self._server = start_proxy_server(run.toxiproxy_url, run.seed)
