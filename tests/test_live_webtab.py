@@ -152,6 +152,7 @@ def test_the_faultmesh_tab_in_a_real_live_run(tmp_path):
         # Locust's own tab and link
         index = _dom(f"{WEB}/?tab=faultmesh", tmp_path, budget=3000)
         assert 'id="faultmesh-link"' in index
+        assert ">faultmesh<" in index and "SLO avail" in index  # the tab's table
 
         # EDIT of an open workload is refused; STOP ends the run
         code, body = _post("/swarm", b"user_count=3&spawn_rate=3",
@@ -184,3 +185,77 @@ def test_the_faultmesh_tab_in_a_real_live_run(tmp_path):
     assert json.loads(hand[0]["parameters"])["latency"] == 0.1
     # the scenario's fault at 30 s never started: the run was stopped before
     assert [r for r in rows if r not in hand] == []
+
+
+@pytest.mark.slow
+def test_edit_changes_a_closed_workloads_users_and_stop_ends_the_load(tmp_path):
+    """``run_load(web=True)`` of a closed workload against a small HTTP server: EDIT (the web
+    UI's POST /swarm) to 5 users is taken, STOP (POST /stop) ends the load early, not
+    partial, every request sent with an outcome; the notes say both, with their times. The
+    page has no live run behind it then and says so (404). About 10 s."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from loadtests import run_load
+    from topologies.model import Workload
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    box: dict[str, object] = {}
+
+    def go() -> None:
+        box["result"] = run_load(Workload(model="closed", users=2, duration=60.0, timeout=5.0),
+                                 f"http://127.0.0.1:{srv.server_address[1]}", web=True,
+                                 web_port=port)
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            assert time.monotonic() < deadline, "no web UI within 40 s"
+            try:
+                urllib.request.urlopen(base + "/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(1.0)
+        req = urllib.request.Request(base + "/swarm", data=b"user_count=5&spawn_rate=5",
+                                     method="POST")
+        body = json.loads(urllib.request.urlopen(req, timeout=5).read())
+        assert body["success"] and body["message"] == "users changed to 5"
+        time.sleep(2.5)  # the shape ticks once a second
+        stats = json.loads(urllib.request.urlopen(base + "/stats/requests", timeout=5).read())
+        assert stats["user_count"] == 5
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(base + "/faultmesh/api/state", timeout=5)
+        assert info.value.code == 404 and b"no live run" in info.value.read()
+        req = urllib.request.Request(base + "/stop", data=b"", method="POST")
+        assert json.loads(urllib.request.urlopen(req, timeout=5).read())["success"]
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "STOP should end the load"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    result = box["result"]
+    notes = " | ".join(result.notes)
+    assert re.search(r"users changed to 5 from Locust's web UI at \d+\.\d s", notes), notes
+    assert re.search(r"stopped from Locust's web UI at \d+\.\d s", notes), notes
+    assert not result.partial and result.run_time < 20
+    assert all(r.error != "unfinished" for r in result.requests)
+    assert result.users == 2  # the plan's; the EDIT is in the notes

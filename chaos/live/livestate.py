@@ -5,8 +5,9 @@ graph laid out once, each service's live state, the fault timeline and the SLOs 
 Where each figure comes from, chosen for being cheap and correct while the run goes on:
 
 * replicas ready / existing: the run's :class:`~chaos.live.book.ReplicaBook`;
-* request and error rates of an emulated service: differences of the counters every replica's
-  ``/_faultmesh/stats`` reports (``arrived``, ``failed``) between two looks, per second;
+* request and error rates of an emulated service: the counters every replica's
+  ``/_faultmesh/stats`` reports (``arrived``, ``failed``), differenced over the looks of the
+  last :data:`RATE_WINDOW` seconds (at least half a second apart), per second;
 * a service's recent p99: the calls *into* it over the last :data:`RECENT` seconds, read from
   its callers' call logs (``live-logs/<service>-<k>.csv``, each read on from where the last
   look stopped, so a look costs only the new rows). The entry's callers are the load
@@ -32,10 +33,12 @@ from .util import http
 if TYPE_CHECKING:
     from .run import LiveRun
 
-__all__ = ["LiveState", "RECENT", "layout"]
+__all__ = ["LiveState", "RECENT", "RATE_WINDOW", "layout"]
 
 #: Seconds of calls a service's recent p99 covers.
 RECENT = 10.0
+#: Seconds of counters a service's request and error rates are averaged over.
+RATE_WINDOW = 2.0
 
 
 def layout(run: LiveRun) -> dict[str, Any]:
@@ -69,7 +72,8 @@ class LiveState:
         self.run = run
         self.graph = layout(run)
         self._lock = threading.Lock()
-        self._last: dict[str, tuple[float, float, float]] = {}   # service: (t, arrived, failed)
+        # per replica slot: (t, arrived, failed) looks of the last RATE_WINDOW seconds
+        self._history: dict[str, deque[tuple[float, float, float]]] = {}
         self._offsets: dict[str, int] = {}                         # call log: bytes read
         self._recent: dict[str, deque[tuple[float, float]]] = {}   # callee: (end, latency)
 
@@ -162,7 +166,11 @@ class LiveState:
         return out
 
     def _rates(self, name: str, now: float, row: dict[str, Any]) -> None:
+        """Requests and errors per second into ``name`` over about the last
+        :data:`RATE_WINDOW` seconds, from each replica's counters (a replica restarted since
+        counts from zero again)."""
         arrived = failed = 0.0
+        seen = False
         for rep in self.run.book.existing(name):
             if rep.port is None or rep.down or rep.paused:
                 continue
@@ -170,14 +178,21 @@ class LiveState:
                 stats = http("GET", rep.port, "/_faultmesh/stats", timeout=0.5)
             except (OSError, ValueError):
                 continue
-            arrived += float(stats.get("arrived") or 0)
-            failed += float(stats.get("failed") or 0)
-        last = self._last.get(name)
-        self._last[name] = (now, arrived, failed)
-        if last is not None and now > last[0] and arrived >= last[1]:
-            dt = now - last[0]
-            row["rate"] = round((arrived - last[1]) / dt, 2)
-            row["error_rate"] = round(max(0.0, failed - last[2]) / dt, 2)
+            key = f"{name}#{rep.index}"
+            a, f = float(stats.get("arrived") or 0), float(stats.get("failed") or 0)
+            history = self._history.setdefault(key, deque())
+            if history and a < history[-1][1]:  # restarted: its counters began again
+                history.clear()
+            history.append((now, a, f))
+            while len(history) > 1 and history[1][0] <= now - RATE_WINDOW:
+                history.popleft()
+            t, a0, f0 = history[0]
+            if now - t >= 0.5:
+                seen = True
+                arrived += (a - a0) / (now - t)
+                failed += (f - f0) / (now - t)
+        if seen:
+            row["rate"], row["error_rate"] = round(arrived, 2), round(failed, 2)
 
     def _read_logs(self) -> None:
         """Read on every call log from where the last look stopped (whole lines only)."""
