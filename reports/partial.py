@@ -96,10 +96,12 @@ def unmeasured_reason(summary: Mapping[str, Any]) -> str | None:
     window = f"between the warmup ({format_duration(warmup)}) and the end " \
              f"({format_duration(min(end, planned) if end else planned)})"
     if summary.get("engine") == "live":
-        # the load generator's own doing (stopped, or too slow to send): a STOP pressed in
-        # Locust's web UI ends the users while the run goes on to its end
-        return (f"the load sent no request {window} (was it stopped in Locust's web UI?): "
-                "nothing to judge the SLOs on")
+        # the load generator's own doing: a STOP pressed in Locust's web UI ends the run
+        # (and its note says when), or it was too slow to send
+        notes = summary.get("notes") or []
+        stopped = [n for n in notes if str(n).startswith("stopped from Locust's web UI")]
+        why = f": it was {stopped[0]}" if stopped else " (was it stopped in Locust's web UI?)"
+        return f"the load sent no request {window}{why}: nothing to judge the SLOs on"
     return f"no request arrived {window}: nothing to judge the SLOs on"
 
 
