@@ -26,6 +26,8 @@ Modules:
 * ``autoscale`` -- the shared autoscaling rule (``topologies.scaling``) on real replicas.
 * ``relay``     -- the entry's round-robin front; the membership relay of autoscaled services.
 * ``results``   -- the logs merged into the result directory, and summary.json.
+* ``control``   -- with ``--web``: the API the faultmesh tab of Locust's web UI reads and
+  drives (faults fired and cleared by hand); ``livestate`` -- the figures it shows.
 
 Times in the result files are seconds since the load generator's start (its ``t0``): the
 replicas log against a provisional epoch and are shifted onto it.
