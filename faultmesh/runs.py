@@ -62,9 +62,10 @@ def simulate_run(topology: Topology, scenario: str | None, out: str, *, seed: in
 def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 0,
              duration: float | None = None, report: bool = True,
              toxiproxy_url: str | None = None, web: bool = False,
-             runtime: str = "process") -> dict[str, Any]:
+             runtime: str = "process", load_workers: int = 0) -> dict[str, Any]:
     """Run one scenario live (local processes or containers, proxies, Locust) into ``out``
-    (``runtime``: ``process`` or ``docker``); returns the
+    (``runtime``: ``process`` or ``docker``; ``load_workers`` > 0: the load from a Locust
+    master and that many worker processes); returns the
     final summary. Interrupted during the load, it writes what it has (``"partial": true``),
     its figures and its report (flagged partial), and raises KeyboardInterrupt."""
     from chaos.live import LiveRun
@@ -76,7 +77,8 @@ def live_run(topology: Topology, scenario: str | None, out: str, *, seed: int = 
     label = f"live {topology.name}/{scenario or 'baseline'}"
     with progress.LiveView(label, duration or topology.workload.duration) as view:
         run = LiveRun(topology, scenario, seed=seed, duration=duration, out=out,
-                      toxiproxy_url=toxiproxy_url, web=web, watch=view, runtime=runtime)
+                      toxiproxy_url=toxiproxy_url, web=web, watch=view, runtime=runtime,
+                      load_workers=load_workers)
         try:
             run.run()
         except KeyboardInterrupt:

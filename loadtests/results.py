@@ -175,6 +175,8 @@ class LoadResult:
     out_dir: str | None = None
     web_url: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: a distributed load's processes (role, cpu_share, cpu_warning); None for one process
+    processes: list[dict[str, Any]] | None = None
 
     @property
     def generator_bound(self) -> bool:
@@ -204,6 +206,7 @@ class LoadResult:
             "cpu_share": self.cpu_share, "cpu_warning": self.cpu_warning,
             "cpu_usage_max": self.cpu_usage_max, "generator_bound": self.generator_bound,
             "notes": list(self.notes),
+            **({"processes": self.processes} if self.processes else {}),
         }
 
     def describe(self) -> str:

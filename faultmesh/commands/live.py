@@ -15,12 +15,15 @@ EXAMPLES = """examples:
   faultmesh live topologies/rag-chat.yaml --scenario llm-brownout --toxiproxy http://127.0.0.1:8474
   faultmesh live topologies/rag-chat.yaml --web          # Locust's web UI on 127.0.0.1:8089
   faultmesh live topologies/recommender.yaml --runtime docker --scenario online-store-packet-loss
+  faultmesh live topologies/rag-chat.yaml --duration 10s --load-workers 2
 
 Every replica of every service runs as one emulator process on 127.0.0.1 (--runtime
 docker: one container on a network of the run's own, your image: services included), a
 Toxiproxy proxy sits on every dependency edge (the built-in server unless --toxiproxy),
 Locust offers the
-workload and the scenario's faults are injected while it runs. Results: the simulator's
+workload and the scenario's faults are injected while it runs (--load-workers N: from a
+Locust master and N worker processes on this machine, for rates one process cannot hold;
+requests.csv still has every request once). Results: the simulator's
 result directory (default results/<topology>-<scenario>-live); compare them with
 `faultmesh report SIM_DIR LIVE_DIR`. Ctrl-C stops the run and writes what was collected,
 marked "partial": true. See docs/live.md.
@@ -44,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", choices=("process", "docker"), default="process",
                    help="how replicas run: local processes (default) or Docker containers")
     p.add_argument("--web", action="store_true", help="serve Locust's web UI during the run")
+    p.add_argument("--load-workers", type=int, default=0, metavar="N",
+                   help="run the load as a Locust master and N worker processes on this "
+                   "machine (default 0: one load process)")
     p.add_argument("--duration", default=None, metavar="D",
                    help="run length, e.g. 60s (default: workload.duration)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
@@ -66,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise UsageError("--seed: must not be negative")
+    from loadtests.distributed import MAX_WORKERS
+
+    if not 0 <= args.load_workers <= MAX_WORKERS:
+        raise UsageError(f"--load-workers: expected 0 to {MAX_WORKERS}, not {args.load_workers}")
     topo = topologies.load(args.topology)
     duration = None
     if args.duration is not None:
@@ -79,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = live_run(topo, scenario, out, seed=args.seed, duration=duration,
                            report=not args.no_report, toxiproxy_url=args.toxiproxy, web=args.web,
-                           runtime=args.runtime)
+                           runtime=args.runtime, load_workers=args.load_workers)
     except KeyboardInterrupt:
         written = _written_summary(out)
         # interrupted while the replicas started, before the load: nothing was measured
