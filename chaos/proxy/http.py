@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from chaos.proxy.loops import listen_backlog
+
 __all__ = ["Request", "Response", "HttpServer"]
 
 MAX_BODY = 16 * 1024 * 1024
@@ -61,7 +63,9 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the real (host, port). OSError when the address is taken."""
-        self._server = await asyncio.start_server(self._serve, host, port)
+        # the system's full backlog, not asyncio's 100: a burst of connects is not dropped
+        self._server = await asyncio.start_server(self._serve, host, port,
+                                                  backlog=listen_backlog())
         return self._server.sockets[0].getsockname()[:2]
 
     async def close(self) -> None:

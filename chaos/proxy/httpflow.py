@@ -106,6 +106,14 @@ class HttpFlow:
     def _method(self) -> str:
         return self.pending[0].method if self.pending else ""
 
+    def has_late(self, requests: bool) -> bool:
+        """Bytes of that direction held by its framer when the other one turned opaque."""
+        return bool(self._late[requests])
+
+    def slowed(self) -> bool:
+        """A forwarded request's response is to be held or paced (an ``http_slow`` took it)."""
+        return any(ex.delay or ex.factor or ex.rate for ex in self.pending)
+
     def toxics(self) -> list[Toxic]:
         """The HTTP toxics of the proxy now (both streams: their stream does not matter)."""
         return [t for s in ("upstream", "downstream") for t in self.conn.chain(s)

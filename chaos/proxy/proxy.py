@@ -24,6 +24,8 @@ from typing import Any
 
 from chaos.proxy.errors import TOXIC_EXISTS, TOXIC_NOT_FOUND, ApiError
 from chaos.proxy.link import Connection
+from chaos.proxy.loops import listen_backlog
+from chaos.proxy.streams import serve
 from chaos.proxy.toxics import STREAMS, Toxic
 
 __all__ = ["Proxy", "split_address", "format_address", "PROBE_INTERVAL"]
@@ -50,7 +52,8 @@ def _bind(address: str) -> socket.socket:
     host, port = split_address(address, "listen")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host or "0.0.0.0", port), family=family)
+        return socket.create_server((host or "0.0.0.0", port), family=family,
+                                    backlog=listen_backlog())
     except OSError as exc:
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         raise ApiError(f"listen tcp {address}: bind: {reason}", 500) from None
@@ -86,7 +89,7 @@ class Proxy:
         host, port = sock.getsockname()[:2]
         self.listen = format_address(host, port)
         self._upstream = upstream
-        self._server = await asyncio.start_server(self._accept, sock=sock)
+        self._server = await serve(self._accept, sock)
         self.enabled = True
 
     async def stop(self) -> None:
@@ -144,7 +147,7 @@ class Proxy:
             if self._probe is not asyncio.current_task():  # stopped meanwhile
                 sock.close()
                 return
-            self._server = await asyncio.start_server(self._accept, sock=sock)
+            self._server = await serve(self._accept, sock)
             self._probe = None
             return
 
