@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,16 +54,16 @@ MAX_P99 = 0.100
 
 
 def run_once(rate: float, workers: int, duration: float, base: str) -> dict[str, float]:
-    """One live run at ``rate`` requests/s; its rate ratio and p99 (after 1 s)."""
-    import topologies
-    from faultmesh.runs import live_run
-
+    """One live run at ``rate`` requests/s (``faultmesh live`` in a process of its own, as
+    a user runs it); its rate ratio and p99 (after 1 s)."""
     path = os.path.join(base, f"cap-{workers}-{rate:g}.yaml")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(TOPOLOGY.format(rate=rate, duration=duration))
-    out = os.path.join(base, f"out-{workers}-{rate:g}")
-    topo = topologies.load(path)
-    live_run(topo, None, out, seed=0, report=False, load_workers=workers)
+    out = os.path.join(base, f"out-{workers}-{rate:g}-{time.monotonic_ns()}")
+    subprocess.run([sys.executable, "-m", "faultmesh", "live", path, "--out", out,
+                    "--no-report", "--load-workers", str(workers)], check=True,
+                   stdout=subprocess.DEVNULL, timeout=120 + 2 * duration,
+                   env={**os.environ, "FAULTMESH_PROGRESS": "off"})
     with open(os.path.join(out, "load.json"), encoding="utf-8") as fh:
         load = json.load(fh)
     with open(os.path.join(out, "requests.csv"), encoding="utf-8") as fh:
@@ -113,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=330.0,
                     help="seconds for the whole ladder (no new rung is started after)")
     args = ap.parse_args(argv)
-    os.environ.setdefault("FAULTMESH_PROGRESS", "off")
     with tempfile.TemporaryDirectory(prefix="faultmesh-capacity-") as base:
         results = ladder((0, 2), args.start, args.step, args.duration, args.budget, base)
     print(f"highest rate sustained (achieved/target >= {MIN_RATIO}, p99 < "

@@ -10,7 +10,10 @@ Modules:
 
 * ``plan``    -- the load plan from a workload; per-user arrival and think-time pacing.
 * ``worker``  -- the load process (``python -m loadtests.worker``): Locust as a library.
-                 The only module that imports locust/gevent; never import it here.
+                 With ``distworker``/``distusers`` the only modules that import
+                 locust/gevent (in their functions); never import them here.
+* ``distributed`` -- more load than one process holds: a Locust master and N worker
+                 processes (``python -m loadtests.distworker``), their spools merged.
 * ``runner``  -- :func:`run_load`: starts the load process, waits, collects, handles Ctrl-C.
 * ``results`` -- per-request rows, :class:`LoadResult`, requests.csv and load.json.
 
