@@ -6,7 +6,8 @@ left: children of an older faultmesh, children that could not run their watch (a
 paused by a ``pause`` fault, i.e. SIGSTOPped, when faultmesh died), and load work
 directories of a run killed before its load worker started. A leftover is:
 
-* a **process**: an emulator (``-m chaos.emulator``), a load worker (``-m loadtests.worker``)
+* a **process**: an emulator (``-m chaos.emulator``), a load process (``-m loadtests.worker``, or
+  ``-m loadtests.distworker`` with ``--load-workers``)
   or a ``faultmesh proxy`` started as a child, of the current user, whose faultmesh parent
   is gone: the parent recorded in its environment (``FAULTMESH_PARENT``) is no longer its
   parent (the kernel reparented it to PID 1 or a subreaper), or, with none recorded (an
@@ -86,7 +87,8 @@ def _kind(args: list[str], recorded: int | None) -> str | None:
     for i, arg in enumerate(args[:-1]):
         if arg == "-m" and args[i + 1] == "chaos.emulator":
             return "emulator"
-        if arg == "-m" and args[i + 1] == "loadtests.worker":
+        # a distributed load's master and workers (--load-workers) are load processes too
+        if arg == "-m" and args[i + 1] in ("loadtests.worker", "loadtests.distworker"):
             return "load worker"
     # a `faultmesh proxy` of one's own, run by hand, is nobody's child: only those started
     # by faultmesh (the variable set) can be left over
@@ -108,7 +110,10 @@ def _describe(kind: str, pid: int, args: list[str]) -> str:
         where = f" of {where}" if where else ""
         return f"emulator process {pid} ({value('--service')}/{value('--replica')}{where})"
     if kind == "load worker":
-        work = os.path.dirname(args[-1]) if args else ""
+        # its files are in the load's work directory (a distworker's last argument is not)
+        files = [a for a in args if os.path.basename(os.path.dirname(a)).startswith(
+            "faultmesh-load-")]
+        work = os.path.dirname(files[0] if files else args[-1]) if args else ""
         return f"load worker process {pid} ({work})"
     return f"proxy process {pid}"
 

@@ -42,7 +42,7 @@ def _kind(args: list[str]) -> str:
     joined = " ".join(args)
     if "chaos.emulator" in joined:
         return "emulator"
-    if "loadtests.worker" in joined:
+    if "loadtests.worker" in joined or "loadtests.distworker" in joined:
         return "load worker"
     if "proxy" in args:
         return "proxy"
