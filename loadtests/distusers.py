@@ -93,6 +93,7 @@ def user_class(plan: Any, worker: WorkerState | None) -> type:
             """This user's index in the plan (and the worker's clock, on its first user)."""
             assert worker is not None
             worker.start(getattr(self.environment.parsed_options, T0_OPTION, None))
+            gevent.sleep(max(0.0, -worker.now()))  # nothing is sent before the run starts
             return worker.next_user()
 
         def send(self, rid: int, lag: float | None) -> None:

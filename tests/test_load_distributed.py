@@ -8,7 +8,9 @@ the n arrivals the seed schedules, none twice), each answered request reached th
 with its id (calls.csv), the achieved rate is within 10 % of the target, and load.json
 names the master and both workers, whose users add up to the pool. No load process of the
 run is left afterwards. Quick tests: the pool split, the spool merge refusing an id twice,
-the CPU note naming the saturated worker, ``--load-workers -1`` refused (exit 2).
+the CPU note naming the saturated worker, ``--load-workers -1`` refused (exit 2). And a
+closed workload of 5 users over 2 workers (3 + 2) against a threaded http.server: unique
+ids, nothing sent before the run's start, the closed rate users / (think + answer).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def test_every_scheduled_arrival_is_sent_and_recorded_once(
     scheduled = len(list(open_arrivals(Workload(model="open", rate=100.0, duration=5.0),
                                        0, 5.0)))
     assert sorted(ids) == list(range(scheduled))  # every arrival once, none twice
+    assert all(0 <= float(r["start"]) < 5.0 for r in requests)
     with open(os.path.join(out, "load.json"), encoding="utf-8") as fh:
         load = json.load(fh)
     assert load["requests"] == len(requests) == scheduled
@@ -163,3 +166,44 @@ def test_load_workers_must_be_a_small_count(capsys: pytest.CaptureFixture[str],
     assert main(["live", str(topo), "--load-workers", "-1", "--out",
                  str(tmp_path / "o")]) == 2
     assert "--load-workers" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_closed_workload_spread_over_workers_records_each_request_once() -> None:
+    """5 closed users over 2 workers against a threaded http.server: ids unique over both
+    workers, the 5 users all run (3 + 2), and the rate is users / (think + answer)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from loadtests import run_load
+    from topologies.model import Distribution
+
+    class Answer(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = run_load(Workload(model="closed", users=5, duration=3.0,
+                                   think=Distribution(kind="constant", value=0.1)),
+                          f"http://127.0.0.1:{server.server_address[1]}", workers=2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    ids = [r.request_id for r in result.requests]
+    assert len(ids) == len(set(ids)) > 0
+    assert min(r.start for r in result.requests) >= 0  # none before the run's start
+    assert all(r.ok for r in result.requests)
+    assert result.processes is not None
+    assert sorted(p.get("users") for p in result.processes[1:]) == [2, 3]
+    # 5 users thinking 0.1 s between quick answers: about 50/s, well under 5 / 0.1
+    assert 25 <= len(ids) / 3.0 <= 55
