@@ -6,7 +6,7 @@
 * Pass-through: bytes that nothing acts on go straight from one socket to the other (no task
   per chunk); a toxic added or removed mid-stream switches a connection between that path and
   the toxics' queue without losing, duplicating or reordering a byte.
-* The event loop: uvloop when importable, asyncio's otherwise.
+* The event loop: uvloop when importable, asyncio's otherwise; toxics never deliver early on it.
 """
 
 from __future__ import annotations
@@ -148,3 +148,14 @@ def test_a_toxic_added_to_a_passing_connection_acts_on_its_next_bytes(client, ec
         proxy.destroy_toxic("cut")
         for _ in range(20):
             assert round_trip(sock, payload) < fx.IO_TIMEOUT
+
+
+def test_latency_is_never_delivered_early_on_the_proxys_loop(client, echo):
+    """uvloop's clock is in whole milliseconds and its timers can fire early: the toxics'
+    stamps and waits use the monotonic clock, so no round trip is shorter than the latency."""
+    proxy = client.create(upstream=echo.address, name="floor")
+    proxy.add_toxic(type="latency", attributes={"latency": 10})
+    proxy.add_toxic(type="latency", stream="upstream", attributes={"latency": 3})
+    with connect(proxy.listen) as sock:
+        took = [round_trip(sock) for _ in range(60)]
+    assert min(took) >= 0.013

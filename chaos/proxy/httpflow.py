@@ -32,6 +32,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from chaos.proxy.httpframe import Framer, Head, Piece
+from chaos.proxy.loops import now, sleep_until
 from chaos.proxy.toxics import HTTP_TOXICS, Toxic
 
 if TYPE_CHECKING:
@@ -148,7 +149,6 @@ class HttpFlow:
             pieces.append(Piece(held))
         if self.requests.opaque:
             pieces += self._go_opaque(self.requests)
-        loop = asyncio.get_running_loop()
         out = bytearray()  # plain pieces leave together: one write, not one per piece
         for piece in pieces:
             if piece.head is not None and not self.opaque:
@@ -169,7 +169,7 @@ class HttpFlow:
                 continue
             out += piece.data
             if piece.ends and self.pending and not self.opaque:
-                self.pending[-1].sent = loop.time()
+                self.pending[-1].sent = now()
         if out and not self.conn.closed:
             await link._through(bytes(out), stamp, link._active())
 
@@ -234,7 +234,6 @@ class HttpFlow:
             pieces.append(Piece(held))
         if self.responses.opaque:
             pieces += self._go_opaque(self.responses)
-        loop = asyncio.get_running_loop()
         out = bytearray()  # plain pieces leave together: one write, not one per piece
         shifted = stamp
         for piece in pieces:
@@ -249,8 +248,8 @@ class HttpFlow:
                         await link._through(bytes(out), shifted, link._active())
                         out.clear()
                     ex.shift = wait
-                    await _sleep_until(stamp + wait)
-                ex.next_send = loop.time()
+                    await sleep_until(stamp + wait)
+                ex.next_send = now()
             if out and stamp + (ex.shift if ex is not None else 0.0) != shifted:
                 await link._through(bytes(out), shifted, link._active())
                 out.clear()
@@ -279,17 +278,11 @@ class HttpFlow:
     async def _paced(self, link: Link, ex: _Exchange, data: bytes, stamp: float) -> None:
         """Body bytes at ``ex.rate`` bytes/s, in pieces worth 50 ms each."""
         step = max(1, ex.rate // 20)
-        loop = asyncio.get_running_loop()
         for start in range(0, len(data), step):
             part = data[start:start + step]
-            ex.next_send = max(loop.time(), ex.next_send) + len(part) / ex.rate
-            await _sleep_until(ex.next_send)
+            ex.next_send = max(now(), ex.next_send) + len(part) / ex.rate
+            await sleep_until(ex.next_send)
             if self.conn.closed:
                 return
             await link._through(part, stamp, link._active())
 
-
-async def _sleep_until(when: float) -> None:
-    delay = when - asyncio.get_running_loop().time()
-    if delay > 0:
-        await asyncio.sleep(delay)

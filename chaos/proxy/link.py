@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from random import Random
 
 from chaos.proxy.httpflow import HttpFlow
+from chaos.proxy.loops import now, sleep_for, sleep_until
 from chaos.proxy.streams import PassReader, connect
 from chaos.proxy.toxics import HTTP_TOXICS, Toxic
 
@@ -123,7 +124,7 @@ class Link:
                 and (s := self.states.get(t.uid)) is not None and s.active]
 
     async def _close_after(self, delay: float, reset: bool = False) -> None:
-        await asyncio.sleep(delay)
+        await sleep_for(delay)
         self.conn.close(reset=reset)
 
     # --- the two tasks ----------------------------------------------------------------------
@@ -135,14 +136,13 @@ class Link:
         this task itself: the hand-over to :meth:`pipe` through the queue costs a task switch
         per chunk, which is most of what the proxy adds to a small round trip.
         """
-        loop = asyncio.get_running_loop()
         queue = self._queue
         http = self.conn.http
         upstream = self.stream == "upstream"
         try:
             while data := await self.reader.read(CHUNK):
                 if self._busy or not queue.empty() or not self._plain():
-                    await queue.put((loop.time(), data))
+                    await queue.put((now(), data))
                     continue
                 self._reading = True
                 if http.opaque and not http.has_late(upstream):
@@ -151,9 +151,9 @@ class Link:
                         self.writer.write(data)
                         await self.writer.drain()
                 elif upstream:
-                    await http.requests_in(self, data, loop.time())
+                    await http.requests_in(self, data, now())
                 else:
-                    await http.responses_in(self, data, loop.time())
+                    await http.responses_in(self, data, now())
                 self._reading = False
                 if self.conn.closed:
                     return
@@ -194,7 +194,7 @@ class Link:
                     return
             delays = [t.attr("delay") for t in self._active() if t.type == "slow_close"]
             if delays:
-                await asyncio.sleep(max(delays) / 1000)
+                await sleep_for(max(delays) / 1000)
             if self.writer.can_write_eof():
                 self.writer.write_eof()
         except OSError:
@@ -204,7 +204,6 @@ class Link:
         self.conn.link_done()
 
     async def _through(self, data: bytes, stamp: float, chain: list[Toxic]) -> None:
-        loop = asyncio.get_running_loop()
         rng = self.conn.rng
         for i, toxic in enumerate(chain):
             kind = toxic.type
@@ -214,7 +213,7 @@ class Link:
             if kind == "latency":
                 jitter = toxic.attr("jitter")
                 delay = toxic.attr("latency") + (rng.uniform(-jitter, jitter) if jitter else 0)
-                await _sleep_until(stamp + max(delay, 0) / 1000)
+                await sleep_until(stamp + max(delay, 0) / 1000)
             elif kind in ("timeout", "reset_peer"):
                 return  # data dropped on the floor until the timer ends the connection
             elif kind == "bandwidth" and toxic.attr("rate") > 0:
@@ -224,8 +223,8 @@ class Link:
                     if self.conn.closed:
                         return
                     piece = data[start:start + step]
-                    state.next_send = max(loop.time(), state.next_send) + len(piece) / rate
-                    await _sleep_until(state.next_send)
+                    state.next_send = max(now(), state.next_send) + len(piece) / rate
+                    await sleep_until(state.next_send)
                     await self._through(piece, stamp, chain[i + 1:])
                 return
             elif kind == "slicer" and toxic.attr("average_size") > 0:
@@ -235,7 +234,7 @@ class Link:
                     if self.conn.closed:
                         return
                     if n:
-                        await asyncio.sleep(toxic.attr("delay") / 1e6)
+                        await sleep_for(toxic.attr("delay") / 1e6)
                     await self._through(piece, stamp, chain[i + 1:])
                 return
             elif kind == "limit_data":
@@ -262,12 +261,6 @@ def _slices(data: bytes, average: int, variation: int, rng: Random) -> list[byte
         pieces.append(data[start:start + size])
         start += size
     return pieces
-
-
-async def _sleep_until(when: float) -> None:
-    delay = when - asyncio.get_running_loop().time()
-    if delay > 0:
-        await asyncio.sleep(delay)
 
 
 def _abort(writer: asyncio.StreamWriter | None, reset: bool) -> None:
