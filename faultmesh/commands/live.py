@@ -15,7 +15,7 @@ EXAMPLES = """examples:
   faultmesh live topologies/rag-chat.yaml --scenario llm-brownout --toxiproxy http://127.0.0.1:8474
   faultmesh live topologies/rag-chat.yaml --web          # Locust's web UI on 127.0.0.1:8089
   faultmesh live topologies/recommender.yaml --runtime docker --scenario online-store-packet-loss
-  faultmesh live topologies/rag-chat.yaml --duration 10s --load-workers 2
+  faultmesh live topologies/rag-chat.yaml --duration 60s --load-workers 2
 
 Every replica of every service runs as one emulator process on 127.0.0.1 (--runtime
 docker: one container on a network of the run's own, your image: services included), a
