@@ -6,6 +6,9 @@ Direct and proxied are measured in the same run, against the same echo server:
 
 * small round trips (64 B out and back on one connection, TCP_NODELAY), direct and proxied
   in alternating blocks: median and p99, the latency the proxy adds, proxied / direct;
+* small HTTP/1.1 exchanges (a GET and a 2-byte answer, keep-alive) to a small HTTP server,
+  direct and proxied in alternating blocks: the median and what the proxy adds (HTTP
+  connections keep the proxy's HTTP framing on every chunk: what a live run carries);
 * bulk echo throughput (128 MiB sent while a thread reads the echo back), MiB/s and the ratio;
 * many connections: 200 connections opened at once, each making 50 round trips of 1 KiB
   (an asyncio client, one task a connection); the wall time from the first connect to the
@@ -28,10 +31,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import statistics
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its neighbours
 from proxy_overhead import (  # noqa: E402
@@ -39,7 +45,6 @@ from proxy_overhead import (  # noqa: E402
     ROOT,
     _bulk,
     _connect,
-    _create_proxy,
     _p99,
     _round_trip,
     _spawn,
@@ -70,6 +75,68 @@ while True:
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     threading.Thread(target=echo, args=(conn,), daemon=True).start()
 '''
+
+
+# an HTTP/1.1 server answering every request on a connection with a 2-byte body: what the
+# proxy carries in a live run, framed as HTTP on every chunk
+HTTP_SERVER = r'''
+import socket, threading
+def serve(conn):
+    with conn:
+        buf = b""
+        while data := conn.recv(65536):
+            buf += data
+            while b"\r\n\r\n" in buf:
+                _, buf = buf.split(b"\r\n\r\n", 1)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+srv = socket.create_server(("127.0.0.1", 0), backlog=65535)
+print(srv.getsockname()[1], flush=True)
+while True:
+    conn, _ = srv.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+'''
+HTTP_REQUEST = b"GET /search?q=1 HTTP/1.1\r\nHost: svc\r\n\r\n"
+HTTP_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _create_proxy(api_port: int, upstream_port: int, name: str = "echo") -> int:
+    """Create a proxy through the Toxiproxy API; the port it listens on."""
+    body = json.dumps({"name": name, "listen": "127.0.0.1:0",
+                       "upstream": f"127.0.0.1:{upstream_port}"}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{api_port}/proxies", data=body,
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        listen = json.loads(resp.read())["listen"]
+    return int(listen.rsplit(":", 1)[1])
+
+
+def _http_round_trip(sock: socket.socket) -> float:
+    start = time.perf_counter()
+    sock.sendall(HTTP_REQUEST)
+    got = b""
+    while len(got) < len(HTTP_ANSWER):
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("the HTTP server closed the connection")
+        got += data
+    return time.perf_counter() - start
+
+
+def _interleaved(direct_port: int, proxied_port: int, round_trips: int,
+                 one: Any) -> tuple[list[float], list[float]]:
+    """Round trips on one connection each way, in alternating blocks of 50: both paths see
+    the same load on the machine."""
+    direct_rt: list[float] = []
+    proxied_rt: list[float] = []
+    with _connect(direct_port) as direct, _connect(proxied_port) as via:
+        for sock in (direct, via):
+            for _ in range(50):
+                one(sock)  # warm up: connection, caches
+        while len(direct_rt) < round_trips:
+            direct_rt += [one(direct) for _ in range(50)]
+            proxied_rt += [one(via) for _ in range(50)]
+    return direct_rt, proxied_rt
 
 
 # the proxy with uvloop made unimportable: the same server on asyncio's own loop
@@ -105,20 +172,16 @@ def measure(round_trips: int = 2000, size: int = 64, bulk_mib: int = 128, conns:
             uvloop: bool = True) -> dict[str, float]:
     """The figures of one run (seconds and MiB/s; ratios proxied / direct)."""
     echo, echo_port = _spawn(ECHO)
+    web, web_port = _spawn(HTTP_SERVER)
     proxy, api_port = _spawn(PROXY if uvloop else PROXY_ASYNCIO, str(ROOT))
     try:
         proxied_port = _create_proxy(api_port, echo_port)
+        proxied_web = _create_proxy(api_port, web_port, "web")
         payload = b"p" * size
-        direct_rt: list[float] = []
-        proxied_rt: list[float] = []
-        with _connect(echo_port) as direct, _connect(proxied_port) as via:
-            for sock in (direct, via):
-                for _ in range(50):
-                    _round_trip(sock, payload)  # warm up: connection, caches
-            while len(direct_rt) < round_trips:
-                # blocks in turn: both paths see the same load on the machine
-                direct_rt += [_round_trip(direct, payload) for _ in range(50)]
-                proxied_rt += [_round_trip(via, payload) for _ in range(50)]
+        direct_rt, proxied_rt = _interleaved(echo_port, proxied_port, round_trips,
+                                             lambda sock: _round_trip(sock, payload))
+        direct_http, proxied_http = _interleaved(web_port, proxied_web, round_trips // 2,
+                                                 _http_round_trip)
         # the best of a few runs each, in turn: the shared machine's noise only adds time
         direct_bulk = proxied_bulk = 0.0
         for _ in range(repeats):
@@ -129,17 +192,20 @@ def measure(round_trips: int = 2000, size: int = 64, bulk_mib: int = 128, conns:
             direct_many = min(direct_many, _many(echo_port, conns, trips, many_size))
             proxied_many = min(proxied_many, _many(proxied_port, conns, trips, many_size))
     finally:
-        for p in (proxy, echo):
+        for p in (proxy, web, echo):
             p.kill()
             p.wait()
     d50, p50 = statistics.median(direct_rt), statistics.median(proxied_rt)
     d99, p99 = _p99(direct_rt), _p99(proxied_rt)
+    h50, hp50 = statistics.median(direct_http), statistics.median(proxied_http)
     return {"round_trips": len(direct_rt), "size": size, "bulk_mib": bulk_mib,
             "conns": conns, "trips": trips, "many_size": many_size,
             "direct_median": d50, "proxied_median": p50, "added_median": p50 - d50,
             "ratio_median": p50 / d50,
             "direct_p99": d99, "proxied_p99": p99, "added_p99": p99 - d99,
             "ratio_p99": p99 / d99,
+            "direct_http_median": h50, "proxied_http_median": hp50,
+            "added_http_median": hp50 - h50, "ratio_http_median": hp50 / h50,
             "direct_mib_s": direct_bulk, "proxied_mib_s": proxied_bulk,
             "ratio_mib_s": proxied_bulk / direct_bulk,
             "direct_many_s": direct_many, "proxied_many_s": proxied_many,
@@ -173,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{m['ratio_median']:>6.2f}x   +{t['added_median_us']:.0f}us added")
     print(f"{'round trip p99':>22} {m['direct_p99'] * us:>9.0f}us {m['proxied_p99'] * us:>9.0f}us "
           f"{m['added_p99'] * us:>+8.0f}us {m['ratio_p99']:>6.2f}x")
+    print(f"{'HTTP exchange median':>22} {m['direct_http_median'] * us:>9.0f}us "
+          f"{m['proxied_http_median'] * us:>9.0f}us {m['added_http_median'] * us:>+8.0f}us "
+          f"{m['ratio_http_median']:>6.2f}x")
     print(f"{'bulk echo':>22} {m['direct_mib_s']:>6.0f}MiB/s {m['proxied_mib_s']:>6.0f}MiB/s "
           f"{'':>10} {m['ratio_mib_s']:>6.2f}x   {t['mib_s']:.0f} MiB/s")
     print(f"{'many connections':>22} {m['direct_many_s']:>10.3f}s {m['proxied_many_s']:>10.3f}s "
