@@ -100,6 +100,9 @@ EXIT: dict[str, int | tuple[int, ...]] = {
     "vectordb-replica-partition": (0, 3),
     "faultmesh live topologies/recommender.yaml --runtime docker --scenario "
     "feature-store-cpu-throttle": (0, 1, 3),
+    # live --help: packet loss on the online store, compressed, may break an SLO (a verdict)
+    "faultmesh live topologies/recommender.yaml --runtime docker --scenario "
+    "online-store-packet-loss": (0, 1, 3),
     # docs/topologies.md, rag-real: the redis outage breaks the full-answers SLO by design
     # (exit 1, as the doc says); live, exit 3 where no Docker engine answers or the example's
     # images (examples/rag-real/images.py) are not built

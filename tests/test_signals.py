@@ -179,14 +179,31 @@ def _proxy(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_the_proxy_server_stops_on_a_stop_signal_as_on_ctrl_c(tmp_path, sig) -> None:
+    """Stopped with a connection open through one of its proxies too: its handler is
+    cancelled with the loop, quietly (no traceback)."""
+    import json
+    import socket
+    import urllib.request
+
     proc = _proxy(tmp_path)
     ports = listening_ports(proc.pid)
     assert ports
+    upstream = socket.create_server(("127.0.0.1", 0))
+    api = min(ports)  # the API is the only listener yet
+    body = json.dumps({"name": "a", "listen": "127.0.0.1:0",
+                       "upstream": f"127.0.0.1:{upstream.getsockname()[1]}"}).encode()
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{api}/proxies", data=body, method="POST"), timeout=5) as r:
+        listen = json.loads(r.read())["listen"]
+    client = socket.create_connection(("127.0.0.1", int(listen.rpartition(":")[2])))
+    accepted, _ = upstream.accept()  # the proxy holds the connection through to upstream
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr  # a server's normal end, as Ctrl-C
-    assert "stopped" in stderr and "Traceback" not in stderr
+    assert "stopped" in stderr and "Traceback" not in stderr, stderr
     assert listening(ports) == set()
+    for s in (client, accepted, upstream):
+        s.close()
 
 
 PARENT = """\

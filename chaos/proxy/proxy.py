@@ -120,6 +120,10 @@ class Proxy:
         self.connections.add(conn)
         try:
             await conn.run()
+        except asyncio.CancelledError:
+            # the loop is shutting down (a stop signal): asyncio's stream callback would
+            # print the cancellation as an unhandled error; the connection just closes
+            writer.transport.abort()
         finally:
             self._handlers.discard(task)
 

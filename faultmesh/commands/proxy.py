@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 
 __all__ = ["add_parser", "run"]
@@ -60,15 +61,26 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
         # started as a child by faultmesh (FAULTMESH_PARENT): stop when that process is gone
         ParentWatch.from_env().start()
+        # a stop signal ends the wait, not whatever coroutine runs when it lands (raised there,
+        # KeyboardInterrupt would surface as a connection handler's unhandled error)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await server.stop_async()
 
+    from chaos.proxy.loops import new_event_loop
+
     try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        print("faultmesh proxy: stopped", file=sys.stderr)
+        # uvloop when installed, as the live engine's proxy (docs/proxy.md: its speed)
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(main())
+    except KeyboardInterrupt:  # before the loop's own handlers were in place
+        pass
+    print("faultmesh proxy: stopped", file=sys.stderr)
     return 0
 
 
