@@ -17,7 +17,6 @@ when any raised it, and ``processes`` lists each with its role.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -30,6 +29,7 @@ from typing import Any
 from topologies.errors import RunError
 
 from .plan import LoadPlan
+from .procfiles import read_json, tail
 from .results import RequestRow, read_spool
 
 __all__ = ["MAX_WORKERS", "split_plan", "run_processes", "merge_spools", "free_port",
@@ -108,17 +108,17 @@ def run_processes(plan: LoadPlan, workers: int, work: str, plan_path: str,
                 proc.wait()
         for fh in logs:
             fh.close()
-    master = _read(master_status)
+    master = read_json(master_status)
     if "error" in master:
         raise RunError(f"load master failed: {master['error']}")
     statuses = []
     for k in range(workers):
-        status = _read(worker_paths(work, k)[1])
+        status = read_json(worker_paths(work, k)[1])
         if "error" in status:
             raise RunError(f"load worker {k} failed: {status['error']}")
         if not status and not interrupted:
             raise RunError(f"load worker {k} stopped without a report: "
-                           + _tail(worker_paths(work, k)[3]))
+                           + tail(worker_paths(work, k)[3]))
         statuses.append(status)
     rows = merge_spools([worker_paths(work, k)[0] for k in range(workers)])
     return rows, _combine(master, statuses), interrupted
@@ -184,12 +184,12 @@ def _wait_workers(procs: list[tuple[str, subprocess.Popen[bytes], str]], master_
     master = procs[0][1]
     workers = [p for _, p, _ in procs[1:]]
     while any(p.poll() is None for p in workers):
-        if master.poll() is not None and "error" in _read(master_status):
+        if master.poll() is not None and "error" in read_json(master_status):
             return  # reported by the caller; the workers are stopped there
         if time.monotonic() > deadline:
             for _, proc, _ in procs:
                 _stop(proc)
-            raise RunError("load generator did not stop in time: " + _tail(procs[0][2]))
+            raise RunError("load generator did not stop in time: " + tail(procs[0][2]))
         time.sleep(POLL)
 
 
@@ -202,23 +202,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def _read(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
-def _tail(path: str, lines: int = 5) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read().strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(text[-lines:]) or "(empty log)"
 
 
 def cpu_note(status: dict[str, Any]) -> str | None:

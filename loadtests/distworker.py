@@ -24,13 +24,13 @@ follow the schedule's order), a closed user's requests are numbered ``K + N x co
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import Any
 
 from .distusers import T0_OPTION, WorkerState, user_class
+from .procfiles import write_json
 
 __all__ = ["main"]
 
@@ -81,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # reported to the parent, which raises RunError
         status = {"error": f"{type(exc).__name__}: {exc}"}
         code = 3
-    tmp = status_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(status, fh)
-    os.replace(tmp, status_path)
+    write_json(status_path, status)
     if watch.orphaned:  # nobody is left to collect the results
         _remove_work(status_path)
     return code

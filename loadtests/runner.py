@@ -10,7 +10,6 @@ which still hands over what it collected; the result is then marked partial. Giv
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -30,6 +29,7 @@ from topologies.model import Workload
 from . import distributed
 from .behind import load_note
 from .plan import DEFAULT_HEADROOM, LoadPlan, plan_load
+from .procfiles import read_json, tail
 from .results import LoadResult, quantile, read_spool
 
 __all__ = ["run_load", "run_plan", "WORK_PREFIX", "LoadProgress"]
@@ -122,11 +122,11 @@ def run_plan(plan: LoadPlan, *, out_dir: str | None = None,
             if watcher is not None:
                 watcher.join()
         if spooled is None:
-            status = _read_status(status_path)
+            status = read_json(status_path)
         if "error" in status:
             raise RunError(f"load generator failed: {status['error']}")
         if not status and not interrupted:
-            raise RunError("load generator stopped without a report: " + _tail(log_path))
+            raise RunError("load generator stopped without a report: " + tail(log_path))
         result = _result(plan, read_spool(spool_path) if spooled is None else spooled, status,
                          interrupted or bool(status.get("interrupted")),
                          time.time() - started)
@@ -155,7 +155,7 @@ def _run_child(plan: LoadPlan, args: list[str], log_path: str) -> bool:
             except subprocess.TimeoutExpired:
                 _stop(proc)
                 raise RunError(f"load generator did not stop within {deadline:.0f} s: "
-                               + _tail(log_path)) from None
+                               + tail(log_path)) from None
             return False
         except KeyboardInterrupt:
             _stop(proc)
@@ -183,7 +183,7 @@ def _watch(plan: LoadPlan, paths: list[str], progress: LoadProgress,
     while not done.wait(PROGRESS_EVERY):
         if plan.web and web_url is None and _accepts(plan.web_port):
             web_url = f"http://127.0.0.1:{plan.web_port}/"
-        counts = _sum_counts([_read_status(path) for path in paths])
+        counts = _sum_counts([read_json(path) for path in paths])
         if web_url is not None:
             counts["web_url"] = web_url
         if counts:
@@ -264,23 +264,6 @@ def _end(rows: list, status: dict) -> float | None:
         return float(status["end"])
     ends = [r.end for r in rows if r.end is not None]
     return max(ends) if ends else None
-
-
-def _read_status(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
-def _tail(path: str, lines: int = 5) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read().strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return " | ".join(text[-lines:]) or "(empty log)"
 
 
 def _check_port_free(port: int) -> None:

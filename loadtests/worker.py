@@ -18,11 +18,12 @@ the counts so far (rewritten with each spool flush), which the parent shows as p
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from typing import Any
+
+from .procfiles import write_json
 
 __all__ = ["main", "send_start"]
 
@@ -74,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # reported to the parent, which raises RunError
         status = {"error": f"{type(exc).__name__}: {exc}"}
         code = 3
-    tmp = status_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(status, fh)
-    os.replace(tmp, status_path)
+    write_json(status_path, status)
     if watch.orphaned:  # nobody is left to collect the results
         _remove_work(spool_path)
     return code
@@ -338,11 +336,8 @@ def _quantiles(latencies: Any) -> dict[str, float]:
 
 def _write_progress(path: str, counts: dict[str, Any]) -> None:
     """The counts so far, replaced whole (the parent never reads half a file)."""
-    tmp = path + ".tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(counts, fh)
-        os.replace(tmp, path)
+        write_json(path, counts)
     except OSError:
         pass  # progress is a courtesy: a full disk must not stop the load
 
