@@ -40,7 +40,9 @@ def echo(conn):
                 conn.sendall(data)
         except OSError:
             pass
-srv = socket.create_server(("127.0.0.1", 0))
+# the system's full listen backlog: 200 connects at once (proxy_speed.py) overflow one of
+# 128, and a dropped SYN is retried only after a second
+srv = socket.create_server(("127.0.0.1", 0), backlog=65535)
 print(srv.getsockname()[1], flush=True)
 while True:
     conn, _ = srv.accept()
@@ -69,9 +71,9 @@ def _spawn(code: str, *args: str) -> tuple[subprocess.Popen, int]:
     return proc, int(line)
 
 
-def _create_proxy(api_port: int, upstream_port: int) -> int:
+def _create_proxy(api_port: int, upstream_port: int, name: str = "echo") -> int:
     """Create one proxy through the Toxiproxy API; the port it listens on."""
-    body = json.dumps({"name": "echo", "listen": "127.0.0.1:0",
+    body = json.dumps({"name": name, "listen": "127.0.0.1:0",
                        "upstream": f"127.0.0.1:{upstream_port}"}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{api_port}/proxies", data=body,
                                  method="POST", headers={"Content-Type": "application/json"})

@@ -35,16 +35,17 @@ import socket
 import statistics
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its neighbours
 from proxy_overhead import (  # noqa: E402
+    ECHO,
     PROXY,
     ROOT,
     _bulk,
     _connect,
+    _create_proxy,
     _p99,
     _round_trip,
     _spawn,
@@ -55,26 +56,6 @@ __all__ = ["main", "measure", "TOXIPROXY"]
 TOXIPROXY = {"added_median_us": 76.0, "mib_s": 519.0, "ratio_many": 1.0}
 """Toxiproxy 2.x measured on a machine of this kind (not in this run): µs added per small
 round trip, bulk MiB/s, and many-connections wall time / direct."""
-
-
-# proxy_overhead's echo server with the system's full listen backlog: 200 connects at once
-# overflow a backlog of 128, and a dropped SYN is retried only after a second
-ECHO = r'''
-import socket, threading
-def echo(conn):
-    with conn:
-        try:
-            while data := conn.recv(262144):
-                conn.sendall(data)
-        except OSError:
-            pass
-srv = socket.create_server(("127.0.0.1", 0), backlog=65535)
-print(srv.getsockname()[1], flush=True)
-while True:
-    conn, _ = srv.accept()
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    threading.Thread(target=echo, args=(conn,), daemon=True).start()
-'''
 
 
 # an HTTP/1.1 server answering every request on a connection with a 2-byte body: what the
@@ -98,17 +79,6 @@ while True:
 '''
 HTTP_REQUEST = b"GET /search?q=1 HTTP/1.1\r\nHost: svc\r\n\r\n"
 HTTP_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-def _create_proxy(api_port: int, upstream_port: int, name: str = "echo") -> int:
-    """Create a proxy through the Toxiproxy API; the port it listens on."""
-    body = json.dumps({"name": name, "listen": "127.0.0.1:0",
-                       "upstream": f"127.0.0.1:{upstream_port}"}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{api_port}/proxies", data=body,
-                                 method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        listen = json.loads(resp.read())["listen"]
-    return int(listen.rsplit(":", 1)[1])
 
 
 def _http_round_trip(sock: socket.socket) -> float:
