@@ -158,6 +158,7 @@ def _combine(master: dict[str, Any], workers: list[dict[str, Any]]) -> dict[str,
                         or bool(master.get("worker_cpu_warning"))),
         "cpu_usage_max": max(usage) if usage else None,
         "processes": processes,
+        "web_notes": master.get("web_notes") or [],  # STOP or EDIT asked from the web UI
     }
 
 

@@ -139,8 +139,31 @@ def _master(plan: Any, port: int, workers: int, watch: Any) -> dict[str, Any]:
     env = Environment(user_classes=[user_class(plan, None)], shape_class=WorkloadShape(),
                       host=plan.target_url, stop_timeout=plan.grace, parsed_options=options)
     runner = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
-    web_ui = env.create_web_ui(host="127.0.0.1", port=plan.web_port) if plan.web else None
+    web_ui = None
+    if plan.web:
+        # a master's web UI parses the process's command line as Locust's own: this
+        # process's arguments are not Locust's, so it sees none
+        argv, sys.argv = sys.argv, sys.argv[:1]
+        try:
+            web_ui = env.create_web_ui(host="127.0.0.1", port=plan.web_port)
+        finally:
+            sys.argv = argv
     stop = _stop_event()
+    web_notes: list[str] = []  # what was asked from Locust's web UI, and when
+    if web_ui is not None:
+        from .webtab import WebControls, install
+
+        def refused(what: str) -> str:
+            at = time.time() - float(getattr(options, T0_OPTION, None) or time.time())
+            web_notes.append(f"{what} from Locust's web UI at {max(at, 0.0):.1f} s refused: "
+                             f"with --load-workers each worker ends the run at its duration")
+            return (f"{what} is not taken with --load-workers: each worker ends the run at its "
+                    f"duration (its requests drain)")
+
+        # the faultmesh tab works as with one process; STOP and EDIT would stop or respread
+        # the users over the workers mid-run (requests lost or sent twice): refused, noted
+        install(web_ui, plan, WebControls(on_stop=lambda: refused("STOP"),
+                                          on_edit=lambda n: (False, refused(f"users {n}"))))
     if watch is not None:
         watch.start()
     waited = time.monotonic() + STARTUP
@@ -166,7 +189,7 @@ def _master(plan: Any, port: int, workers: int, watch: Any) -> dict[str, Any]:
     if web_ui is not None:
         web_ui.stop()
     return {"t0": t0_wall, "cpu_share": round(cpu_share, 4), "cpu_warning": warned,
-            "worker_cpu_warning": worker_warned, "workers": workers}
+            "worker_cpu_warning": worker_warned, "workers": workers, "web_notes": web_notes}
 
 
 def _worker(plan: Any, spool_path: str, progress_path: str, port: int, index: int, of: int,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,53 @@ def test_a_closed_workload_spread_over_workers_records_each_request_once() -> No
     assert sorted(p.get("users") for p in result.processes[1:]) == [2, 3]
     # 5 users thinking 0.1 s between quick answers: about 50/s, well under 5 / 0.1
     assert 25 <= len(ids) / 3.0 <= 55
+
+
+@pytest.mark.slow
+def test_the_web_ui_of_a_distributed_load_has_the_faultmesh_tab_and_refuses_stop(
+        tmp_path: Path) -> None:
+    """``--web --load-workers 2``: the master's web UI serves the faultmesh page; STOP (the
+    UI's POST /stop) is refused with its reason (it would strand the workers' requests) and
+    the refusal is a note of the run, which runs to its end."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 8089)) == 0:
+            pytest.skip("port 8089 (Locust's web UI) is taken")
+    topo = tmp_path / "two-tier.yaml"
+    topo.write_text(TOPOLOGY.replace("duration: 5s", "duration: 8s"))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultmesh", "live", str(topo), "--out", str(out),
+         "--no-report", "--web", "--load-workers", "2"], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "FAULTMESH_PROGRESS": "off"})
+    try:
+        page = stop = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (page is None or stop is None):
+            try:
+                if page is None:
+                    with urllib.request.urlopen("http://127.0.0.1:8089/faultmesh",
+                                                timeout=5) as r:
+                        page = r.read().decode()
+                elif (out / "live-logs").is_dir():
+                    req = urllib.request.Request("http://127.0.0.1:8089/stop", data=b"",
+                                                 method="POST")
+                    with urllib.request.urlopen(req, timeout=5) as r:
+                        stop = json.loads(r.read())
+            except OSError:
+                time.sleep(0.2)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert page and "faultmesh" in page
+    assert stop and "not taken with --load-workers" in stop["message"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(re.search(r"STOP from Locust's web UI at \d+\.\d s refused", n)
+               for n in summary["notes"]), summary["notes"]
+    assert not summary.get("partial")
