@@ -142,7 +142,11 @@ class Link:
         try:
             while data := await self.reader.read(CHUNK):
                 if self._busy or not queue.empty() or not self._plain():
+                    # held in hand until queued (a full queue suspends the put): the sink must
+                    # not pass a later chunk on before this one
+                    self._reading = True
                     await queue.put((now(), data))
+                    self._reading = False
                     continue
                 self._reading = True
                 if http.opaque and not http.has_late(upstream):
