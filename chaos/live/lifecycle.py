@@ -103,8 +103,8 @@ class ReplicaLifecycle:
         """Start one more replica of ``service``: it costs from ``now`` and joins the
         balancer ``ready_after`` seconds later (default: the autoscaler's ``cold_start``,
         within ``autoscale.max`` replicas). A rollout's new replicas (``ready_after`` its
-        ``startup``) take the lowest free index, beyond the maximum if the old ones still
-        drain; ``surge`` marks them as on top of the count (the autoscaler leaves them be)."""
+        ``startup``) take indices no replica of the service had before; ``surge`` marks
+        them as on top of the count (the autoscaler leaves them be)."""
         spec = self.topology.services[service].autoscale
         with self.book.lock:
             held = {r.index for r in self.book.replicas.get(service, []) if not r.exited}
@@ -112,8 +112,9 @@ class ReplicaLifecycle:
                 assert spec is not None
                 ready_after = spec.cold_start
                 free = [k for k in range(spec.max) if k not in held]
-            else:
-                free = [k for k in range(len(held) + 1) if k not in held]
+            else:  # a rollout's: an index no replica had (its logs are its own)
+                used = {r.index for r in self.book.replicas.get(service, [])}
+                free = [max(used, default=-1) + 1]
             if not free:
                 return None
             rep = self.book.add(service, free[0], now, ready=False,
