@@ -35,6 +35,8 @@ from topologies.errors import RunError
 from topologies.userservice import is_user_service
 
 if TYPE_CHECKING:
+    from topologies.model import Fault
+
     from .book import Replica
     from .faults import Applied
     from .run import LiveRun
@@ -75,8 +77,32 @@ def apply_one(run: LiveRun, a: Applied, rep: Replica) -> None:
         user = is_user_service(run.topology.services[rep.service])
         extra = 0 if user else _interpreter_bytes(rep)
         run.memory_overhead[rep.service] = extra
-        undo = _limit_memory(container, int(f.limit or 0) + extra)
+        try:
+            undo = _limit_memory(container, int(f.limit or 0) + extra)
+        except RunError:
+            # the kernel refuses a limit below what the container holds now (requests in
+            # progress hold theirs): over its limit, the replica is killed as the OOM killer
+            # would, and its program restarts under the limit (memory_limit)
+            rep.process.kill()
+            _crashed(run, f, rep, time.time(),
+                     {"limit": f.limit, "oom_kill": rep.index, "limit_refused": True})
+            return
     a.undo.append(("call", undo))
+
+
+def _crashed(run: LiveRun, f: Fault, rep: Replica, at: float, params: dict) -> None:
+    """``rep`` died at ``at`` under memory fault ``f``: down, a faults.csv row, and serving
+    again after its service's ``restart`` (the caller holds the run's lock)."""
+    from .faults import Applied
+
+    restart = run.topology.services[rep.service].restart
+    run.book.set_down(rep, at, True)
+    run.extra_faults.append(["memory", rep.service, at, at + restart, params])
+    timer = threading.Timer(max(0.0, at + restart - run.startup_time() - time.time()),
+                            run.restart, args=(Applied(f), rep, at + restart))
+    timer.daemon = True
+    run.timers.append(timer)
+    timer.start()
 
 
 def _in_force(run: LiveRun, service: str, kinds: tuple[str, ...]) -> list[Applied]:
@@ -114,7 +140,7 @@ def reapply(run: LiveRun, rep: Replica) -> None:
             a.watch.add(rep)  # it started under the limit (memory_limit)
 
 
-def _limit_memory(container: str, limit: int, give_up: float = 2.0) -> containerfaults.Undo:
+def _limit_memory(container: str, limit: int, give_up: float = 0.5) -> containerfaults.Undo:
     """Set the memory limit; the kernel refuses one below what the container holds now and
     cannot reclaim (requests in progress hold theirs until they end): tried again for up to
     ``give_up`` s, as the requests of the moment finish."""
@@ -168,10 +194,7 @@ class _OOMWatch(threading.Thread):
             self.watching[id(rep)] = rep
 
     def run(self) -> None:
-        from .faults import Applied
-
         run, f = self.run_, self.a.fault
-        restart = run.topology.services[self.service].restart
         while not self.done.wait(OOM_POLL):
             with self.lock:
                 watching = dict(self.watching)
@@ -188,12 +211,4 @@ class _OOMWatch(threading.Thread):
                 with self.lock:
                     self.watching.pop(key, None)
                 with run._lock:
-                    run.book.set_down(rep, at, True)
-                    run.extra_faults.append(["memory", self.service, at, at + restart,
-                                             {"limit": f.limit, "oom_kill": rep.index}])
-                timer = threading.Timer(max(0.0, at + restart - run.startup_time()
-                                            - time.time()),
-                                        run.restart, args=(Applied(f), rep, at + restart))
-                timer.daemon = True
-                run.timers.append(timer)
-                timer.start()
+                    _crashed(run, f, rep, at, {"limit": f.limit, "oom_kill": rep.index})
