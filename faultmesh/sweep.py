@@ -10,6 +10,7 @@ faultmesh installed and the output directory on a shared filesystem.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -175,6 +176,11 @@ def run_sweep(topology: Topology, points: Sequence[SweepPoint], out: str, *,
                 task.update(done, f"{done}/{len(points)} runs done")
             outcomes = client.gather(futures)
         finally:
+            if cluster is not None:
+                # the workers end first: one whose heartbeat met the scheduler closing printed
+                # "Failed to communicate with scheduler during heartbeat" with a traceback
+                with contextlib.suppress(Exception):
+                    client.retire_workers(close_workers=True)
             client.close()
             if cluster is not None:
                 cluster.close()
