@@ -29,7 +29,7 @@ from typing import Any
 from topologies.errors import RunError
 
 from .plan import LoadPlan
-from .procfiles import read_json, tail
+from .procfiles import read_json, stop, tail
 from .results import RequestRow, read_spool
 
 __all__ = ["MAX_WORKERS", "split_plan", "run_processes", "merge_spools", "free_port",
@@ -195,14 +195,7 @@ def _wait_workers(procs: list[tuple[str, subprocess.Popen[bytes], str]], master_
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Ask a process to stop and write its status; kill it if it does not."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=STOP_WAIT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc, STOP_WAIT)
 
 
 def cpu_note(status: dict[str, Any]) -> str | None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from typing import Any
 
-__all__ = ["write_json", "read_json", "tail"]
+__all__ = ["write_json", "read_json", "tail", "stop"]
 
 
 def write_json(path: str, data: Any) -> None:
@@ -38,3 +40,15 @@ def tail(path: str, lines: int = 5) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def stop(proc: subprocess.Popen[bytes], wait: float) -> None:
+    """Ask a load process to stop (SIGINT: it writes its status and rows); kill it if it has
+    not ended ``wait`` seconds later."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

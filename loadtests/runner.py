@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from topologies.model import Workload
 from . import distributed
 from .behind import load_note
 from .plan import DEFAULT_HEADROOM, LoadPlan, plan_load
-from .procfiles import read_json, tail
+from .procfiles import read_json, stop, tail
 from .results import LoadResult, quantile, read_spool
 
 __all__ = ["run_load", "run_plan", "WORK_PREFIX", "LoadProgress"]
@@ -210,14 +209,7 @@ def _accepts(port: int) -> bool:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Ask the load process to stop and hand over its rows; kill it if it does not."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=STOP_WAIT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc, STOP_WAIT)
 
 
 def _result(plan: LoadPlan, spooled: list, status: dict, partial: bool,
