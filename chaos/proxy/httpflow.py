@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpFlow", "matches", "answer_bytes"]
 
+_NOT_SLOW = {"delay": 0.0, "factor": 0.0, "rate": 0}  # an exchange nothing holds or paces
+
 
 @dataclass
 class _Exchange:
@@ -144,13 +146,15 @@ class HttpFlow:
             await self._opaque(link, data, stamp, requests=True)
             return
         toxics = self.toxics()
-        pieces = self.requests.feed(data)
-        if not toxics and (held := self.requests.take_partial()):
-            pieces.append(Piece(held))
-        if self.requests.opaque:
-            pieces += self._go_opaque(self.requests)
+        if not toxics:
+            out = self.plain_requests(data)
+            if out and not self.conn.closed:
+                await link._through(out, stamp, link._active())
+            return
+        pieces = self._pieces(self.requests, data, hold=True)
         out = bytearray()  # plain pieces leave together: one write, not one per piece
         for piece in pieces:
+            slow = _NOT_SLOW
             if piece.head is not None and not self.opaque:
                 toxic, slow = self._judge(piece.head, toxics)
                 if toxic is not None:
@@ -162,20 +166,47 @@ class HttpFlow:
                     if self.conn.closed:
                         return
                     continue
-                self.pending.append(_Exchange(piece.head.method, **slow))
-                self._idle.clear()
-            elif self._swallow:
-                self._swallow = not piece.ends
-                continue
-            out += piece.data
-            if piece.ends and self.pending and not self.opaque:
-                self.pending[-1].sent = now()
+            if self._forwarded(piece, slow):
+                out += piece.data
         if out and not self.conn.closed:
             await link._through(bytes(out), stamp, link._active())
 
+    def plain_requests(self, data: bytes) -> bytes:
+        """:meth:`requests_in` with no HTTP toxic on the proxy, which never waits: the
+        framing and the books kept, the bytes to forward returned (the proxy's sink calls it
+        from the socket's callback; the framing costs no task switch)."""
+        out = bytearray()
+        for piece in self._pieces(self.requests, data, hold=False):
+            if self._forwarded(piece, _NOT_SLOW):
+                out += piece.data
+        return bytes(out)
+
+    def _pieces(self, side: Framer, data: bytes, hold: bool) -> list[Piece]:
+        """``side``'s framer fed ``data``; an incomplete head is held only with ``hold``
+        (HTTP toxics present: it must be judged whole); turned opaque, what it held too."""
+        pieces = side.feed(data)
+        if not hold and (held := side.take_partial()):
+            pieces.append(Piece(held))
+        if side.opaque:
+            pieces += self._go_opaque(side)
+        return pieces
+
+    def _forwarded(self, piece: Piece, slow: dict) -> bool:
+        """Book a client piece going upstream (a request's head opens an exchange); False
+        when it is dropped instead: the rest of a request the proxy answered."""
+        if piece.head is not None and not self.opaque:
+            self.pending.append(_Exchange(piece.head.method, **slow))
+            self._idle.clear()
+        elif self._swallow:
+            self._swallow = not piece.ends
+            return False
+        if piece.ends and self.pending and not self.opaque:
+            self.pending[-1].sent = now()
+        return True
+
     def _judge(self, head: Head, toxics: list[Toxic]) -> tuple[Toxic | None, dict]:
         """The toxic answering this request (if any) and the slowness of its response."""
-        slow = {"delay": 0.0, "factor": 0.0, "rate": 0}
+        slow = dict(_NOT_SLOW)
         if head.split:  # part of it is upstream already: it can only be forwarded
             return None, slow
         rng = self.conn.rng
@@ -223,17 +254,16 @@ class HttpFlow:
     # --- server → client ------------------------------------------------------------------
     async def responses_in(self, link: Link, data: bytes, stamp: float) -> None:
         """Forward server bytes, holding and pacing the responses of slowed requests."""
-        if not self.opaque and not self.pending and self.responses.between_messages:
-            # the server speaks unasked: not an HTTP exchange
-            data = b"".join(p.data for p in self._go_opaque(self.responses)) + data
+        if not self.opaque and not self.toxics() and not self.slowed():
+            out = self.plain_responses(data)
+            if out and not self.conn.closed:
+                await link._through(out, stamp, link._active())
+            return
+        self._unasked()
         if self.opaque:
             await self._opaque(link, data, stamp, requests=False)
             return
-        pieces = self.responses.feed(data)
-        if not self.toxics() and (held := self.responses.take_partial()):
-            pieces.append(Piece(held))
-        if self.responses.opaque:
-            pieces += self._go_opaque(self.responses)
+        pieces = self._pieces(self.responses, data, hold=bool(self.toxics()))
         out = bytearray()  # plain pieces leave together: one write, not one per piece
         shifted = stamp
         for piece in pieces:
@@ -267,13 +297,40 @@ class HttpFlow:
                     out.clear()
                 if self.conn.closed:
                     return
-                self.pending.popleft()
-                if not self.pending:
-                    self._idle.set()
+                self._exchange_done()
             if self.conn.closed:
                 return
         if out and not self.conn.closed:
             await link._through(bytes(out), shifted, link._active())
+
+    def plain_responses(self, data: bytes) -> bytes:
+        """:meth:`responses_in` while no HTTP toxic is on the proxy and no response is held
+        or paced, which never waits: the bytes to forward (the sink's path, as
+        :meth:`plain_requests`)."""
+        self._unasked()
+        if self.opaque:
+            late, self._late[False] = self._late[False], b""
+            return late + data
+        out = bytearray()
+        for piece in self._pieces(self.responses, data, hold=False):
+            ex = self.pending[0] if self.pending and not self.opaque else None
+            if ex is not None and piece.head is not None and not ex.started:
+                ex.started = True
+                ex.next_send = now()
+            out += piece.data
+            if piece.ends and ex is not None and self.pending and self.pending[0] is ex:
+                self._exchange_done()
+        return bytes(out)
+
+    def _unasked(self) -> None:
+        """A server speaking with no request waiting is no HTTP exchange: opaque from now."""
+        if not self.opaque and not self.pending and self.responses.between_messages:
+            self._late[False] += b"".join(p.data for p in self._go_opaque(self.responses))
+
+    def _exchange_done(self) -> None:
+        self.pending.popleft()
+        if not self.pending:
+            self._idle.set()
 
     async def _paced(self, link: Link, ex: _Exchange, data: bytes, stamp: float) -> None:
         """Body bytes at ``ex.rate`` bytes/s, in pieces worth 50 ms each."""

@@ -168,15 +168,29 @@ class Link:
 
     def _pass(self, data: bytes) -> bool:
         """Called by the reader for each chunk from the socket: write it on at once when
-        nothing could act on it and nothing is on its way before it (True: taken)."""
+        nothing could act on it and nothing is on its way before it (True: taken). HTTP
+        bytes are framed here too (the framing only watches while no HTTP toxic is on the
+        proxy), so a keep-alive exchange costs no task switch either."""
         conn = self.conn
         http = conn.http
         transport = self.writer.transport
-        if (not self._quiet or not http.opaque or conn.closed or self._reading or self._busy
-                or self.done or not self._queue.empty() or http.has_late(self.stream == "upstream")
-                or transport.get_write_buffer_size() or transport.is_closing()):
+        upstream = self.stream == "upstream"
+        if (not self._quiet or conn.closed or self._reading or self._busy or self.done
+                or not self._queue.empty() or transport.get_write_buffer_size()
+                or transport.is_closing()):
             return False  # buffered: read() and pipe() pass it on, with back-pressure
-        transport.write(data)
+        if http.opaque:
+            if http.has_late(upstream):
+                return False
+            out = data
+        elif upstream:
+            out = http.plain_requests(data)
+        elif http.slowed():
+            return False
+        else:
+            out = http.plain_responses(data)
+        if out:
+            transport.write(out)
         return True
 
     def _plain(self) -> bool:
