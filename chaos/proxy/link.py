@@ -3,8 +3,9 @@
 A :class:`Connection` is one client accepted by a proxy plus the connection the proxy opened to
 the upstream. It has two :class:`Link` objects, one per stream: ``upstream`` carries client →
 server bytes, ``downstream`` server → client. A link reads chunks from one socket into a small
-bounded queue (so back-pressure reaches the sender), and a second task takes each chunk,
-passes it through the stream's toxics in order and writes what comes out to the other socket.
+bounded queue (so back-pressure reaches the sender), and a second task (started with the first
+chunk queued) takes each chunk, passes it through the stream's toxics in order and writes what
+comes out to the other socket.
 
 Each chunk carries the time it was read, so a latency toxic delays every chunk by its latency
 counted from arrival: chunks are pipelined, not serialised. The toxic list is read afresh for
@@ -85,6 +86,7 @@ class Link:
         self._queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(QUEUE_CHUNKS)
         self._busy = False  # pipe() is passing a chunk on
         self._reading = False  # read() is passing a chunk on itself
+        self._piping: asyncio.Task[None] | None = None  # pipe(), once a chunk is queued
         # no TCP toxic active here and no HTTP toxic on the proxy (kept by sync(): every
         # change to the proxy's toxics goes through it)
         self._quiet = False
@@ -145,7 +147,7 @@ class Link:
                     # held in hand until queued (a full queue suspends the put): the sink must
                     # not pass a later chunk on before this one
                     self._reading = True
-                    await queue.put((now(), data))
+                    await self._hand_over((now(), data))
                     self._reading = False
                     continue
                 self._reading = True
@@ -164,7 +166,16 @@ class Link:
         except OSError:
             self.conn.close()
             return
-        await queue.put(None)
+        await self._hand_over(None)
+
+    async def _hand_over(self, item: tuple[float, bytes] | None) -> None:
+        """Queue a chunk (None: EOF) for :meth:`pipe`, started with the first one: most
+        connections never need it (every chunk passed on by the sink or :meth:`read`), and a
+        task less per link is a tenth of what accepting a connection costs."""
+        if self._piping is None:
+            self._piping = asyncio.ensure_future(self.pipe())
+            self.conn._tasks.append(self._piping)
+        await self._queue.put(item)
 
     def _pass(self, data: bytes) -> bool:
         """Called by the reader for each chunk from the socket: write it on at once when
@@ -321,8 +332,8 @@ class Connection:
         """Connect to the upstream, pipe both streams until the connection ends."""
         try:
             try:
-                up_reader, up_writer = await asyncio.wait_for(
-                    connect(*self.upstream), timeout=10)
+                async with asyncio.timeout(10):  # no task of its own, as wait_for makes
+                    up_reader, up_writer = await connect(*self.upstream)
             except (TimeoutError, OSError) as exc:
                 if isinstance(exc, ConnectionRefusedError) and not self.closed:
                     self._on_refused()  # first: the caller's second look must be refused
@@ -339,7 +350,6 @@ class Connection:
             self.sync()
             for link in self.links.values():
                 self._tasks.append(asyncio.ensure_future(link.read()))
-                self._tasks.append(asyncio.ensure_future(link.pipe()))
             await self._finished.wait()
         finally:
             self.close()
