@@ -22,6 +22,7 @@ from test_proxy_fixtures import connect, port_of, recv_all
 from toxiproxy.exceptions import InvalidToxic
 
 from chaos.proxy.httpframe import Framer
+from chaos.proxy.link import Link
 from chaos.proxy.toxics import fault_toxic
 
 echo, server, client = fx.echo, fx.server, fx.client  # the fixtures
@@ -260,6 +261,60 @@ def test_removing_the_toxic_restores_pass_through_on_the_same_connection(api, pr
     _toxic(api, type="http_error", stream="upstream")  # added to the open connection
     assert _get(conn, "/a")[0] == 503
     conn.close()
+
+
+def test_untoxic_http_is_framed_in_the_callback_and_a_late_toxic_finds_the_boundaries(
+        api, server, proxied, upstream, monkeypatch):
+    """With no toxic, keep-alive exchanges go through the socket's callback (the framing
+    watching, no queue, no pipe task), yet a toxic added to the open connection judges the
+    next request whole, even one whose head arrives in two pieces."""
+    taken: list[str] = []
+    sink = Link._pass
+
+    def counted(link: Link, data: bytes) -> bool:
+        passed = sink(link, data)
+        if passed:
+            taken.append(link.stream)
+        return passed
+
+    monkeypatch.setattr(Link, "_pass", counted)
+    with connect(proxied) as sock:
+        for i in range(30):
+            sock.sendall(b"GET /k%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+            assert _read_response(sock) == (200, b"ok /k%d" % i)
+        conns = list(server.proxies["web"].connections)
+        assert len(conns) == 1
+        assert all(link._piping is None for link in conns[0].links.values())
+        assert not conns[0].http.opaque  # framed as HTTP all along, not passed as opaque
+        # every request and every response taken by the callback (a chunk read by the task
+        # instead would be missing here)
+        assert taken.count("upstream") == 30 and taken.count("downstream") >= 30
+        _toxic(api, type="http_error", stream="upstream", attributes={"status": 418,
+                                                                      "path": "/late"})
+        sock.sendall(b"GET /la")  # half a head: held until complete, then judged
+        time.sleep(0.05)
+        sock.sendall(b"te HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock)[0] == 418
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock) == (200, b"ok /after")
+    assert upstream.hits == [f"/k{i}" for i in range(30)] + ["/after"]
+
+
+def _read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """One Content-Length response from a raw socket: its status and body."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        data = sock.recv(65536)
+        assert data, "the connection closed before the response's head"
+        got += data
+    head, _, body = got.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        data = sock.recv(65536)
+        assert data, "the connection closed inside a body"
+        body += data
+    return int(head.split(b" ", 2)[1]), body[:length]
 
 
 def test_pipelined_requests_keep_their_order(api, proxied, upstream):
