@@ -41,11 +41,18 @@ class Head:
     status: int = 0  # responses
     headers: list[tuple[str, str]] = field(default_factory=list)
     split: bool = False  # some of its bytes were forwarded before it was complete
+    _index: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def get(self, name: str) -> str | None:
         """The header's value (repeated headers joined with ", "), None when absent."""
-        values = [v for k, v in self.headers if k.lower() == name.lower()]
-        return ", ".join(values) if values else None
+        index = self._index
+        if index is None:  # built on the first look: every message is asked twice or more
+            index = {}
+            for key, value in self.headers:
+                key = key.lower()
+                index[key] = f"{index[key]}, {value}" if key in index else value
+            self._index = index
+        return index.get(name.lower())
 
     @property
     def keep_alive(self) -> bool:
@@ -148,6 +155,9 @@ class Framer:
             if state in (_OPAQUE, _CLOSE):
                 out.append(Piece(data[pos:]))
                 break
+            if state == _HEAD and not self._buf and (rest := self._whole_head(data, pos, out)):
+                pos = rest  # a whole head in these bytes: parsed in place, nothing buffered
+                continue
             if state in (_LENGTH, _CHUNK_DATA):
                 take = min(self._left, len(data) - pos)
                 self._left -= take
@@ -163,6 +173,27 @@ class Framer:
             if rest:  # what follows a completed head, chunk-size line or trailer block
                 data, pos = rest, 0
         return out
+
+    def _whole_head(self, data: bytes, pos: int, out: list[Piece]) -> int:
+        """The common case of :meth:`_lines`: a message's head starts at ``pos`` and ends in
+        ``data``. Handled without copying the bytes through the buffer; returns where the
+        rest starts (``len(data)`` after a protocol switch: the rest went out as one opaque
+        piece), 0 when the general path must handle it (head incomplete, or not HTTP)."""
+        if data[pos:pos + 1] in (b"\r", b"\n", b""):
+            return 0
+        found = _HEAD_END.search(data, pos)
+        if found is None:
+            return 0
+        head = _parse_head(data[pos:found.end()], self.requests)
+        if head is None:
+            return 0
+        end = found.end()
+        out.append(Piece(data[pos:end], head=head, ends=self._frame(head)))
+        if self._state == _OPAQUE:
+            if end < len(data):
+                out.append(Piece(data[end:]))
+            return len(data)
+        return end
 
     def _lines(self, out: list[Piece]) -> bytes:
         """Consume the line-oriented part in _buf; returns the bytes left after it."""
