@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from topologies.errors import RunError, UsageError
@@ -20,7 +21,7 @@ from . import faults
 from .autoscale import LiveAutoscaler
 from .book import ReplicaBook
 from .faults import Applied
-from .lifecycle import ReplicaLifecycle
+from .lifecycle import STARTING_AT_ONCE, ReplicaLifecycle
 from .relay import MemberRelay, RoundRobinFront
 from .rollout import rollout_slots
 from .runtime import make_runtime
@@ -31,7 +32,7 @@ from .wiring import (
     answer_time_bound,
     callees,
     create_proxy,
-    service_order,
+    service_levels,
 )
 
 __all__ = ["LiveRun", "FIRST_REQUEST_WAIT"]
@@ -195,36 +196,42 @@ class LiveRun(ReplicaLifecycle):
     # --- starting and stopping -------------------------------------------------------------
     def _start_services(self) -> None:
         """Replicas leaves first, then one proxy per (caller, balancer slot) into them. An
-        autoscaled service has ``autoscale.max`` slots from the start, behind its relay."""
+        autoscaled service has ``autoscale.max`` slots from the start, behind its relay. The
+        replicas of services whose callees are all wired start together."""
         callers: dict[str, list[str]] = defaultdict(list)
         for name in self.topology.services:
             for callee in callees(self.topology, name):
                 callers[callee].append(name)
         callers[self.topology.entry].append("client")
-        for name in service_order(self.topology):
-            spec = self.topology.services[name]
-            self.upstreams[name] = {callee: [self.runtime.reach(e)
-                                             for e in self.edges_into(name, callee)]
-                                    for callee in callees(self.topology, name)}
-            now = time.time()
-            for k in range(self.initial_replicas(name)):
-                process = self._process(name, k)
-                self.book.add(name, k, now, ready=True, process=process,
-                              log=self.call_log(name, k))
-            rolled = rollout_slots(self.topology, name, self.scenario.faults)
-            if spec.autoscale is not None or rolled is not None:
-                # replicas come and go behind their callers' fixed address lists
-                relay = self.relays[name] = MemberRelay(
-                    name, spec.autoscale.max if spec.autoscale is not None else rolled,
-                    host=self.runtime.relay_host())
-                slots = relay.start()
-                self.refresh(name)
-            else:
-                slots = [rep.process.address for rep in self.book.existing(name)]
-            for caller in callers.get(name, []):
-                for k, address in enumerate(slots):
-                    self.edges.append(create_proxy(caller, name, k, address,
-                                                   self.runtime.proxy_listen(caller)))
+        for group in service_levels(self.topology):
+            for name in group:
+                self.upstreams[name] = {callee: [self.runtime.reach(e)
+                                                 for e in self.edges_into(name, callee)]
+                                        for callee in callees(self.topology, name)}
+            self.start_together([(name, k) for name in group
+                                 for k in range(self.initial_replicas(name))], time.time())
+            for name in group:
+                self._wire_callers(name, callers)
+
+    def _wire_callers(self, name: str, callers: dict[str, list[str]]) -> None:
+        """The proxies from each caller of ``name`` into its replicas (behind a relay when
+        replicas will come and go)."""
+        spec = self.topology.services[name]
+        rolled = rollout_slots(self.topology, name, self.scenario.faults)
+        if spec.autoscale is not None or rolled is not None:
+            # replicas come and go behind their callers' fixed address lists
+            relay = self.relays[name] = MemberRelay(
+                name, spec.autoscale.max if spec.autoscale is not None else rolled,
+                host=self.runtime.relay_host())
+            slots = relay.start()
+            self.refresh(name)
+        else:  # by index: replicas started together enter the book as they come up
+            slots = [rep.process.address
+                     for rep in sorted(self.book.existing(name), key=lambda r: r.index)]
+        for caller in callers.get(name, []):
+            for k, address in enumerate(slots):
+                self.edges.append(create_proxy(caller, name, k, address,
+                                               self.runtime.proxy_listen(caller)))
 
     def _teardown(self) -> None:
         """Stop every replica (thawed first if paused; SIGTERM, it flushes its logs), the
@@ -238,16 +245,23 @@ class LiveRun(ReplicaLifecycle):
             thread.join(15.0)  # a replica starting now is stopped by its own thread
         procs = [rep.process for rep in self.book.all()
                  if rep.process is not None and not rep.exited]
-        for rp in procs:  # all asked first: they stop together
+        def ask(rp: Any) -> None:
             try:
                 rp.terminate()
             except (OSError, RunError):
                 pass
-        for rp in procs:
+
+        def stop(rp: Any) -> None:
             try:
                 rp.stop()
             except (OSError, subprocess.SubprocessError, RunError):
                 rp.kill()
+
+        # all asked first, then waited for, several at once: a container's stop is a few
+        # docker commands, each waiting on the engine
+        with ThreadPoolExecutor(STARTING_AT_ONCE, thread_name_prefix="faultmesh-stop") as pool:
+            list(pool.map(ask, procs))
+            list(pool.map(stop, procs))
         for relay in [self._front, *self.relays.values()]:
             if relay is not None:
                 relay.stop()

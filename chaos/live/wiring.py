@@ -15,8 +15,8 @@ from urllib.parse import quote, urlsplit
 from topologies.errors import RunError, UsageError
 from topologies.model import Call, ParallelGroup, Topology
 
-__all__ = ["Edge", "service_order", "callees", "answer_time_bound", "start_proxy_server",
-           "create_proxy", "destroy_edges"]
+__all__ = ["Edge", "service_order", "service_levels", "callees", "answer_time_bound",
+           "start_proxy_server", "create_proxy", "destroy_edges"]
 
 
 @dataclass
@@ -39,6 +39,19 @@ def service_order(topology: Topology) -> list[str]:
     from topologies.graph import call_graph
 
     return list(reversed(list(nx.topological_sort(call_graph(topology)))))
+
+
+def service_levels(topology: Topology) -> list[list[str]]:
+    """The services in start order, grouped: the leaves first, then every service whose
+    callees are all in earlier groups. A group's replicas can start together: each needs only
+    its callees' proxies, which the groups before it made."""
+    level: dict[str, int] = {}
+    for name in service_order(topology):  # callees first: their levels are known
+        level[name] = 1 + max((level[c] for c in callees(topology, name)), default=-1)
+    groups: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for name, n in level.items():
+        groups[n].append(name)
+    return groups
 
 
 def answer_time_bound(topology: Topology, floor: float = 2.0, cap: float = 60.0) -> float:
