@@ -102,6 +102,28 @@ def sweep_points(topology: Topology, grid: Mapping[str, Sequence[str]], scenario
     return points
 
 
+def _refused_at_once(scheduler: str) -> None:
+    """OSError when nothing listens at a ``tcp://host:port`` scheduler address: Dask's client
+    would retry a refused connection for its whole timeout (20 s) before saying so. A host
+    that does not answer at all is left to that timeout."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(scheduler)
+        address = (parts.hostname, parts.port) if parts.scheme == "tcp" else None
+    except ValueError:
+        return
+    if address is None or address[0] is None or address[1] is None:
+        return
+    try:
+        socket.create_connection(address, timeout=5).close()
+    except ConnectionRefusedError as exc:
+        raise OSError(f"nothing listens at {address[0]}:{address[1]} ({exc.strerror})") from None
+    except OSError:
+        return  # not answering, or not resolvable yet: Dask's own wait decides
+
+
 def _run_point(topology: Topology, point: SweepPoint, out: str, report: bool) -> dict[str, Any]:
     """One sweep run, as a Dask task: the final summary, where it was written and the
     address of the Dask worker that ran it (which cluster did the work, for the user)."""
@@ -156,6 +178,7 @@ def run_sweep(topology: Topology, points: Sequence[SweepPoint], out: str, *,
         try:
             if scheduler:
                 task.phase(f"connecting to the Dask scheduler {scheduler}")
+                _refused_at_once(scheduler)
                 client = Client(scheduler, timeout="20s")
             else:
                 n = workers or max(1, min(len(points), os.cpu_count() or 1))
