@@ -131,10 +131,11 @@ BLOCKS = all_blocks()
 
 
 def _slow(block: Block) -> bool:
-    """Blocks that run an engine or a server: seconds each, so out of the quick loop."""
+    """Blocks that run an engine, a server or a benchmark: seconds each, so out of the
+    quick loop."""
     text = " ".join(block.commands)
-    return any(f"faultmesh {w}" in text for w in ("sim", "live", "gate", "sweep", "report",
-                                                  "proxy"))
+    return "python benchmarks/" in text or any(
+        f"faultmesh {w}" in text for w in ("sim", "live", "gate", "sweep", "report", "proxy"))
 
 
 def _params() -> list:
