@@ -2,15 +2,17 @@
 
 A proxied connection reads with an ordinary :class:`asyncio.StreamReader` (what the toxics'
 code awaits), except that a :class:`PassReader` can be given a *sink*: a callable asked, for
-every chunk the socket delivers, whether it takes the bytes itself. The link of a connection
-with nothing to do to its bytes (no toxic, not HTTP) takes them and writes them straight to
-the other socket, from the socket's own callback: no copy into the stream buffer and out
+every chunk the socket delivers, whether it takes the bytes itself (its
+:class:`PassProtocol` asks, in the socket's callback). The link of a connection with nothing
+to do to its bytes (no toxic; HTTP only watched by the framing) takes them and writes them
+straight to the other socket, from the socket's own callback: no copy into the stream buffer and out
 again, no task woken per chunk. When the sink declines (a toxic arrived, the other socket's
 send buffer is not empty, bytes are already buffered), the chunk is buffered as usual and the
 link's tasks pass it on, with back-pressure through ``drain``.
 
 :func:`serve` and :func:`connect` are ``asyncio.start_server`` and ``asyncio.open_connection``
-made with a :class:`PassReader`, listening with the system's full backlog.
+made with a :class:`PassReader` and its :class:`PassProtocol`, listening with the system's
+full backlog.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from chaos.proxy.loops import listen_backlog
 
-__all__ = ["PassReader", "serve", "connect", "STREAM_LIMIT"]
+__all__ = ["PassReader", "PassProtocol", "serve", "connect", "STREAM_LIMIT"]
 
 STREAM_LIMIT = 256 * 1024
 """Stream buffer limit: a socket's reading pauses past twice this, so a read finds up to
@@ -31,16 +33,29 @@ Accept = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class PassReader(asyncio.StreamReader):
-    """A StreamReader whose chunks a sink may take before they are buffered."""
+    """A StreamReader whose chunks a sink may take before they are buffered (its
+    :class:`PassProtocol` offers them)."""
 
     sink: Callable[[bytes], bool] | None = None
 
-    def feed_data(self, data: bytes) -> None:
-        sink = self.sink
+
+class PassProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol for a :class:`PassReader`, offering each chunk to the
+    reader's sink straight from the socket's callback: the stock one looks its reader up
+    through a property and a weak reference per chunk, then calls ``feed_data``, a few
+    microseconds on every chunk the proxy passes."""
+
+    def __init__(self, reader: PassReader, *args: object, **kwargs: object) -> None:
+        super().__init__(reader, *args, **kwargs)  # type: ignore[arg-type]
+        self._reader = reader
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        sink = reader.sink
         # only with nothing buffered: bytes already waiting must leave first
-        if sink is not None and not self._buffer and sink(data):  # type: ignore[attr-defined]
+        if sink is not None and not reader._buffer and sink(data):  # type: ignore[attr-defined]
             return
-        super().feed_data(data)
+        reader.feed_data(data)
 
 
 async def serve(accept: Accept, sock: socket.socket) -> asyncio.Server:
@@ -49,8 +64,7 @@ async def serve(accept: Accept, sock: socket.socket) -> asyncio.Server:
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.StreamReaderProtocol:
-        return asyncio.StreamReaderProtocol(PassReader(limit=STREAM_LIMIT, loop=loop), accept,
-                                            loop=loop)
+        return PassProtocol(PassReader(limit=STREAM_LIMIT, loop=loop), accept, loop=loop)
 
     return await loop.create_server(factory, sock=sock, backlog=listen_backlog())
 
@@ -59,6 +73,6 @@ async def connect(host: str, port: int) -> tuple[PassReader, asyncio.StreamWrite
     """``asyncio.open_connection(host, port)`` with a PassReader."""
     loop = asyncio.get_running_loop()
     reader = PassReader(limit=STREAM_LIMIT, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    protocol = PassProtocol(reader, loop=loop)
     transport, _ = await loop.create_connection(lambda: protocol, host, port)
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
