@@ -98,11 +98,25 @@ def _quiet_signals(loop: asyncio.AbstractEventLoop) -> None:
     the loop's wakeup pipe, which ``asyncio.run`` closes a moment before it unregisters it; a
     repeated SIGTERM or the SIGCONT a teardown sends, landing in that moment, printed "Exception
     ignored when trying to write to the signal wakeup fd". With no Python handler left, the
-    interpreter never writes there (a hung stop still ends by the parent's SIGKILL)."""
+    interpreter never writes there (a hung stop still ends by the parent's SIGKILL).
+
+    The stop signals are ignored *before* the loop lets go of them: its
+    ``remove_signal_handler`` (and its ``close``) restore the default action, and a SIGTERM in
+    that moment (a teardown sends two) killed the replica before it flushed its log. So the
+    loop forgets them without touching their disposition."""
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGCONT, signal.SIG_DFL)  # the pause-aware clock's handler
+    registered = getattr(loop, "_signal_handlers", None)  # asyncio's Unix loop keeps them here
+    if isinstance(registered, dict):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            registered.pop(sig, None)
+        if not registered:
+            signal.set_wakeup_fd(-1)
+    else:  # another loop: its own removal (the default action returns for a moment)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,12 @@ class ReplicaBook:
             self._step(service, now)
             return rep
 
+    def sort(self, service: str) -> None:
+        """Put the replicas of ``service`` in index order: replicas started together enter
+        as they come up, and "the first replica" (a fault's ``replicas: 1``) is index 0."""
+        with self.lock:
+            self.replicas.get(service, []).sort(key=lambda r: r.index)
+
     def set_ready(self, rep: Replica, now: float) -> None:
         """The replica joins its callers' balancers (its cold start is over)."""
         with self.lock:
@@ -94,8 +100,8 @@ class ReplicaBook:
 
     # --- reading ---------------------------------------------------------------------------
     def existing(self, service: str) -> list[Replica]:
-        """The replicas of ``service`` that exist now (starting, serving or restarting), in
-        the order they started."""
+        """The replicas of ``service`` that exist now (starting, serving or restarting): those
+        the run started with by index, then the others in the order they started."""
         with self.lock:
             return [r for r in self.replicas.get(service, []) if r.stopped is None]
 

@@ -105,6 +105,8 @@ class ReplicaLifecycle:
             thread.start()
         for thread in threads:
             thread.join()
+        for name in {name for name, _ in wanted}:
+            self.book.sort(name)
         if failures:
             raise failures[0]
 

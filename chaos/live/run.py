@@ -225,9 +225,8 @@ class LiveRun(ReplicaLifecycle):
                 host=self.runtime.relay_host())
             slots = relay.start()
             self.refresh(name)
-        else:  # by index: replicas started together enter the book as they come up
-            slots = [rep.process.address
-                     for rep in sorted(self.book.existing(name), key=lambda r: r.index)]
+        else:
+            slots = [rep.process.address for rep in self.book.existing(name)]
         for caller in callers.get(name, []):
             for k, address in enumerate(slots):
                 self.edges.append(create_proxy(caller, name, k, address,
