@@ -109,9 +109,11 @@ class HttpFlow:
     def _method(self) -> str:
         return self.pending[0].method if self.pending else ""
 
-    def has_late(self, requests: bool) -> bool:
-        """Bytes of that direction held by its framer when the other one turned opaque."""
-        return bool(self._late[requests])
+    def with_late(self, data: bytes, requests: bool) -> bytes:
+        """``data`` of an opaque connection, after the bytes of that direction its framer
+        held when the other direction turned opaque (they leave first, once)."""
+        late, self._late[requests] = self._late[requests], b""
+        return late + data if late else data
 
     def slowed(self) -> bool:
         """A forwarded request's response is to be held or paced (an ``http_slow`` took it)."""
@@ -136,8 +138,7 @@ class HttpFlow:
         return side.make_opaque()
 
     async def _opaque(self, link: Link, data: bytes, stamp: float, requests: bool) -> None:
-        late, self._late[requests] = self._late[requests], b""
-        await link._through(late + data, stamp, link._active())
+        await link._through(self.with_late(data, requests), stamp, link._active())
 
     # --- client → server ------------------------------------------------------------------
     async def requests_in(self, link: Link, data: bytes, stamp: float) -> None:
@@ -254,7 +255,8 @@ class HttpFlow:
     # --- server → client ------------------------------------------------------------------
     async def responses_in(self, link: Link, data: bytes, stamp: float) -> None:
         """Forward server bytes, holding and pacing the responses of slowed requests."""
-        if not self.opaque and not self.toxics() and not self.slowed():
+        toxics = self.toxics()
+        if not self.opaque and not toxics and not self.slowed():
             out = self.plain_responses(data)
             if out and not self.conn.closed:
                 await link._through(out, stamp, link._active())
@@ -263,7 +265,7 @@ class HttpFlow:
         if self.opaque:
             await self._opaque(link, data, stamp, requests=False)
             return
-        pieces = self._pieces(self.responses, data, hold=bool(self.toxics()))
+        pieces = self._pieces(self.responses, data, hold=bool(toxics))
         out = bytearray()  # plain pieces leave together: one write, not one per piece
         shifted = stamp
         for piece in pieces:
@@ -309,8 +311,7 @@ class HttpFlow:
         :meth:`plain_requests`)."""
         self._unasked()
         if self.opaque:
-            late, self._late[False] = self._late[False], b""
-            return late + data
+            return self.with_late(data, requests=False)
         out = bytearray()
         for piece in self._pieces(self.responses, data, hold=False):
             ex = self.pending[0] if self.pending and not self.opaque else None

@@ -188,12 +188,17 @@ class Framer:
         if head is None:
             return 0
         end = found.end()
-        out.append(Piece(data[pos:end], head=head, ends=self._frame(head)))
-        if self._state == _OPAQUE:
+        if self._head_done(head, data[pos:end], out):
             if end < len(data):
                 out.append(Piece(data[end:]))
             return len(data)
         return end
+
+    def _head_done(self, head: Head, raw: bytes, out: list[Piece]) -> bool:
+        """Hand over a completed head (its bytes ``raw``), the state set for its body; True
+        when a protocol switch turned the rest opaque."""
+        out.append(Piece(raw, head=head, ends=self._frame(head)))
+        return self._state == _OPAQUE
 
     def _lines(self, out: list[Piece]) -> bytes:
         """Consume the line-oriented part in _buf; returns the bytes left after it."""
@@ -211,9 +216,7 @@ class Framer:
             head.split = self._sent > 0
             raw, rest = bytes(buf[self._sent:found.end()]), bytes(buf[found.end():])
             self._buf, self._sent = bytearray(), 0
-            ends = self._frame(head)
-            out.append(Piece(raw, head=head, ends=ends))
-            if self._state == _OPAQUE:  # a protocol switch: the rest passes unjudged
+            if self._head_done(head, raw, out):  # a protocol switch: the rest passes unjudged
                 if rest:
                     out.append(Piece(rest))
                 return b""

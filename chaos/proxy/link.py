@@ -151,10 +151,10 @@ class Link:
                     self._reading = False
                     continue
                 self._reading = True
-                if http.opaque and not http.has_late(upstream):
+                if http.opaque:
                     # not HTTP: the framing is out of the way, the bytes go straight on
                     if not self.conn.closed:
-                        self.writer.write(data)
+                        self.writer.write(http.with_late(data, upstream))
                         await self.writer.drain()
                 elif upstream:
                     await http.requests_in(self, data, now())
@@ -185,19 +185,14 @@ class Link:
         conn = self.conn
         http = conn.http
         transport = self.writer.transport
-        upstream = self.stream == "upstream"
-        if (not self._quiet or conn.closed or self._reading or self._busy or self.done
+        if (not self._plain() or conn.closed or self._reading or self._busy or self.done
                 or not self._queue.empty() or transport.get_write_buffer_size()
                 or transport.is_closing()):
             return False  # buffered: read() and pipe() pass it on, with back-pressure
         if http.opaque:
-            if http.has_late(upstream):
-                return False
-            out = data
-        elif upstream:
+            out = http.with_late(data, self.stream == "upstream")
+        elif self.stream == "upstream":
             out = http.plain_requests(data)
-        elif http.slowed():
-            return False
         else:
             out = http.plain_responses(data)
         if out:
