@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +157,30 @@ def _row(point: SweepPoint, outcome: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _quiet_distributed_logs() -> None:
+    """Run on each local worker before it retires: only Dask's errors are shown."""
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Silence Dask's log handlers in this process while the cluster is taken down.
+
+    Closing races are Dask's own and harmless once every result is gathered, yet a nanny
+    whose worker had just retired logged the cancelled close as an error with a traceback.
+    """
+    handlers = [h for h in logging.getLogger("distributed").handlers
+                if isinstance(h, logging.StreamHandler)]
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
+
+
 def run_sweep(topology: Topology, points: Sequence[SweepPoint], out: str, *,
               scheduler: str | None = None, workers: int | None = None,
               report: bool = False) -> list[dict[str, Any]]:
@@ -199,14 +224,18 @@ def run_sweep(topology: Topology, points: Sequence[SweepPoint], out: str, *,
                 task.update(done, f"{done}/{len(points)} runs done")
             outcomes = client.gather(futures)
         finally:
-            if cluster is not None:
-                # the workers end first: one whose heartbeat met the scheduler closing printed
-                # "Failed to communicate with scheduler during heartbeat" with a traceback
-                with contextlib.suppress(Exception):
-                    client.retire_workers(close_workers=True)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            with _quiet_distributed():
+                if cluster is not None:
+                    # the workers end first: one whose heartbeat met the scheduler closing
+                    # printed "Failed to communicate with scheduler during heartbeat"
+                    with contextlib.suppress(Exception):
+                        # our workers, so their goodbyes too: at info each one logged
+                        # "Connection ... has been closed" at the end of every sweep
+                        client.run(_quiet_distributed_logs)
+                        client.retire_workers(close_workers=True)
+                client.close()
+                if cluster is not None:
+                    cluster.close()
     rows = [_row(p, o) for p, o in zip(points, outcomes, strict=True)]
     axes = [path for path, _ in points[0].overrides] if points else []
     table = pd.DataFrame(rows, columns=[*axes, *SWEEP_COLUMNS])
