@@ -99,13 +99,11 @@ def test_rollout_replaces_every_replica_as_the_simulator_does(tmp_path, runtime,
         assert (most, fewest) == (2, 1)
     assert _backend_levels(live, 7, 11) == (2, 2)
     assert (most, fewest) == _backend_levels(sim, 3, 6)
-    # the simulator loses none; live, the relay closes an idle keep-alive connection that
-    # now belongs to another replica, and a request the caller sent on it in that instant is
-    # reset (the keep-alive race, rare: docs/live.md)
+    # the simulator loses none, nor does live: a caller's idle keep-alive connection whose
+    # replica left is moved to the new one by the relay, not closed under a request
     requests = _rows(live / "requests.csv")
     lost = [r for r in requests if r["ok"] != "True"]
-    assert requests and len(lost) <= 0.01 * len(requests), lost
-    assert all(r["error"] == "reset" for r in lost)
+    assert requests and not lost, lost
     # the new replicas (index 2 and 3) serve at the end; the old ones (0 and 1) have stopped
     served: dict[int, float] = {}
     for k in range(4):

@@ -15,10 +15,11 @@ an autoscaled service's replicas come and go behind callers whose address lists 
   is preferred by least_request, as in the simulator). A dead replica refuses through the
   relay as it would through a proxy alone: the relay resets the connection and stops
   listening on that slot until the replica accepts again, so the proxy in front refuses in
-  turn. When the members change, connections that now belong elsewhere are closed as soon as
-  they carry no request (an idle keep-alive connection closed by the server is reopened by
-  the caller, so no request is lost or failed); a request in flight always finishes where it
-  started.
+  turn. When the members change, a connection that now belongs elsewhere is re-pointed as
+  soon as it carries no request: the relay closes its replica side, and the caller's next
+  request on it goes to the new member on a new replica connection. The caller's connection
+  stays open (closing it raced a request sent in that instant: the keep-alive race); a
+  request in flight always finishes where it started.
 
 Both run their own asyncio loop in a daemon thread; ``start`` returns their addresses.
 """
@@ -211,19 +212,28 @@ def _content_length(head: bytes) -> int:
     return 0
 
 
-class _Link:
-    """One connection through the relay: the caller's side, the replica's, and whether a
-    request is on it now."""
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Abort a connection with a reset (no orderly close)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
-    def __init__(self, slot: int, replica: int, port: int, writer: asyncio.StreamWriter
-                 ) -> None:
+
+class _Link:
+    """One caller connection through the relay, the replica connection it is carried on
+    now, and whether a request is on it."""
+
+    def __init__(self, slot: int, writer: asyncio.StreamWriter) -> None:
         self.slot = slot
-        self.replica = replica
-        self.port = port
         self.writer = writer
+        self.replica: int | None = None   # None: not carried by any replica at present
+        self.port: int | None = None
         self.up_writer: asyncio.StreamWriter | None = None
+        self.down: asyncio.Task[None] | None = None
         self.busy = False       # a request went up and its answer has not fully come back
-        self.move = False       # belongs to another replica now: close it once at rest
+        self.move = False       # belongs to another replica now: re-pointed once at rest
         self.done = asyncio.Event()
 
     def close(self) -> None:
@@ -285,10 +295,10 @@ class MemberRelay(_LoopThread):
     def _update(self, members: dict[int, int]) -> None:
         self._members = members
         for link in list(self._links):
-            if self._pick(link.slot) != (link.replica, link.port):
+            if link.port is not None and self._pick(link.slot) != (link.replica, link.port):
                 link.move = True
                 if not link.busy:
-                    link.close()
+                    self._detach(link)
 
     def _pick(self, slot: int) -> tuple[int, int] | None:
         """The member (replica, port) slot ``slot`` goes to, or None when none serves."""
@@ -302,46 +312,60 @@ class MemberRelay(_LoopThread):
     async def _serve(self, slot: int, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
         task = self._track()
-        target = self._pick(slot)
+        link = _Link(slot, writer)
         try:
-            if target is None:  # nothing serves: refused, as a dead replica is
-                self._refuse(slot, writer)
-                return
-            link = _Link(slot, target[0], target[1], writer)
-            try:
-                up_reader, link.up_writer = await asyncio.open_connection("127.0.0.1",
-                                                                          target[1])
-            except OSError:  # the replica is dead: refused, as the proxy in front does
+            if not await self._attach(link):  # nothing serves, or a dead replica: refused
                 self._refuse(slot, writer)
                 return
             self._links.add(link)
-            self._count(link.port, +1)
             try:
                 up = asyncio.ensure_future(self._up(link, reader))
-                down = asyncio.ensure_future(self._down(link, up_reader))
-                await asyncio.wait([up, down, asyncio.ensure_future(link.done.wait())],
+                await asyncio.wait([up, asyncio.ensure_future(link.done.wait())],
                                    return_when=asyncio.FIRST_COMPLETED)
-                for t in (up, down):
-                    t.cancel()
+                up.cancel()
             finally:
                 self._links.discard(link)
-                self._count(link.port, -1)
+                self._detach(link)
                 link.close()
         except asyncio.CancelledError:
             writer.transport.abort()
         finally:
             self._tasks.discard(task)
 
+    async def _attach(self, link: _Link) -> bool:
+        """Carry ``link`` on a new connection to its slot's member; False when none serves
+        or the member refuses."""
+        target = self._pick(link.slot)
+        if target is None:
+            return False
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target[1])
+        except OSError:
+            return False
+        link.replica, link.port = target
+        link.up_writer, link.move = up_writer, False
+        link.down = asyncio.ensure_future(self._down(link, up_reader, up_writer))
+        self._count(target[1], +1)
+        return True
+
+    def _detach(self, link: _Link) -> None:
+        """Close the replica connection ``link`` is carried on (at rest, or at the end); the
+        caller's connection stays open."""
+        if link.port is not None:
+            self._count(link.port, -1)
+        if link.up_writer is not None:
+            with contextlib.suppress(Exception):
+                link.up_writer.close()
+        if link.down is not None and link.down is not asyncio.current_task():
+            link.down.cancel()
+        link.replica = link.port = link.up_writer = link.down = None
+
     def _refuse(self, slot: int, writer: asyncio.StreamWriter) -> None:
         """The slot's replica refuses: reset this connection (before any byte) and stop
         listening on the slot until a replica accepts again, so that the proxy in front,
         and through it the caller, see connections refused (as with a dead replica behind
         a proxy without the relay)."""
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+        _reset(writer)
         server = self._listeners.pop(slot, None)
         if server is not None:
             server.close()
@@ -364,16 +388,25 @@ class MemberRelay(_LoopThread):
             return
 
     async def _up(self, link: _Link, reader: asyncio.StreamReader) -> None:
-        assert link.up_writer is not None
+        """Caller to replica. A request that begins on a connection at rest whose member
+        changed goes to the slot's member now, on a new replica connection: the caller's
+        connection is never closed under it (closing it raced a request sent on it in that
+        instant, which was reset: the keep-alive race)."""
         try:
             while data := await reader.read(65536):
+                if not link.busy and link.up_writer is None and not await self._attach(link):
+                    _reset(link.writer)  # the new member refuses: this request fails as on
+                    return               # a dead replica
+                assert link.up_writer is not None
                 link.busy = True
                 link.up_writer.write(data)
                 await link.up_writer.drain()
         except OSError:
             pass
 
-    async def _down(self, link: _Link, reader: asyncio.StreamReader) -> None:
+    async def _down(self, link: _Link, reader: asyncio.StreamReader,
+                    up_writer: asyncio.StreamWriter) -> None:
+        """Replica to caller, on one replica connection."""
         framing = _Framing()
         try:
             while data := await reader.read(65536):
@@ -386,9 +419,17 @@ class MemberRelay(_LoopThread):
                 if at_rest:
                     link.busy = False
                     if link.move:
+                        self._detach(link)
                         return
         except OSError:
             pass
+        if link.up_writer is not up_writer:
+            return  # detached meanwhile
+        if link.move and not link.busy:
+            self._detach(link)  # a moved connection's old replica went: the next request
+            return              # goes to the new one
+        link.close()  # the replica closed or reset it (crashed, or cut an answer): so is the
+        # caller's, as with the replica behind a proxy alone
 
     def _count(self, port: int, delta: int) -> None:
         with self._lock:
