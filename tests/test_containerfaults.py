@@ -170,8 +170,12 @@ def test_loss_makes_requests_slower_or_fail(replica):
 
 
 def _busy(container: str) -> float:
-    """Wall seconds a fixed CPU-bound loop takes in the container (timed inside it)."""
-    code = ("import time; t = time.perf_counter(); sum(range(2_000_000)); "
+    """Wall seconds a fixed CPU-bound loop takes in the container (timed inside it).
+
+    The loop needs about 0.1 s of CPU: at 0.1 CPU the kernel grants 10 ms per 100 ms period,
+    so it spans about ten periods; a 10 ms loop fitted in one period's quota and was not
+    slowed at all (CI saw it)."""
+    code = ("import time; t = time.perf_counter(); sum(range(20_000_000)); "
             "print(time.perf_counter() - t)")
     return float(docker("exec", container, "python", "-c", code, timeout=60).stdout)
 
