@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from live_helpers import leftovers, run_ports
 
 TOPOLOGY = """\
@@ -30,6 +31,7 @@ services:
 
 
 
+@pytest.mark.slow  # seconds of real load or simulated time: out of the quick loop
 def test_ctrl_c_writes_a_partial_result_and_leaves_nothing(tmp_path) -> None:
     topo = tmp_path / "stopped.yaml"
     topo.write_text(TOPOLOGY)

@@ -175,6 +175,7 @@ def test_closed_users_reach_users_over_think_plus_service_time(server):
     assert result.achieved_rate == pytest.approx(5 / (0.1 + SERVICE), rel=0.25)
 
 
+@pytest.mark.slow  # seconds of real load or simulated time: out of the quick loop
 def test_requests_csv_has_designs_columns_times_and_failures(server, tmp_path):
     result = run_load(Workload(rate=40.0, duration=2.0), server, path="/mixed",
                       out_dir=str(tmp_path))

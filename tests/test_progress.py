@@ -75,6 +75,7 @@ def long_topology(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow  # seconds of real load or simulated time: out of the quick loop
 def test_sim_in_lines_mode_prints_simulated_time_and_requests_periodically(long_topology,
                                                                           tmp_path):
     out = str(tmp_path / "r")
