@@ -92,6 +92,24 @@ def _json(status: int, body: Any) -> Response:
     return Response(status, (json.dumps(body) + "\n").encode())
 
 
+def _members(server: ReplicaServer, request: Request) -> Response:
+    """``{"callee": NAME, "owners": [replica per address], "seq": N}``: which replica of an
+    autoscaled or rolled-out callee each of its addresses (relay slots) leads to now."""
+    try:
+        spec = json.loads(request.body or b"{}")
+        callee, owners, seq = spec["callee"], spec["owners"], int(spec["seq"])
+        if not isinstance(owners, list) or not all(isinstance(o, int) for o in owners):
+            raise ValueError("owners: must be a list of replica indices")
+    except (ValueError, KeyError, TypeError) as exc:
+        return _json(400, {"error": f"members: {exc}"})
+    edges = [e for e in server.edges if e.call.to == callee]
+    if not edges:
+        return _json(404, {"error": f"no call to {callee!r}"})
+    if not all(e.set_owners(owners, seq) for e in edges):
+        return _json(400, {"error": f"owners: one per address of {callee!r}"})
+    return _json(200, {"callee": callee, "owners": edges[0].owners})
+
+
 def route(server: ReplicaServer, request: Request) -> Response:
     """Answer one admin request."""
     path, method = request.path.rstrip("/"), request.method
@@ -107,6 +125,8 @@ def route(server: ReplicaServer, request: Request) -> Response:
     if path.startswith("/_faultmesh/faults/") and method == "DELETE":
         server.faults.clear(path.rsplit("/", 1)[1])
         return _json(200, server.faults.describe())
+    if path == "/_faultmesh/members" and method == "PUT":
+        return _members(server, request)
     if path == "/_faultmesh/faults":
         faults = server.faults
         if method == "GET":

@@ -1,10 +1,11 @@
 """The calls a replica makes: one edge's policies around real HTTP attempts.
 
 An edge (``caller->callee``) as the caller keeps it: the callee replicas' addresses and a
-balancer over them (round_robin, random, or least_request over this replica's own in-flight
-attempts per address) that skips the addresses its
+balancer over the replicas (round_robin, random, or least_request over this replica's own
+in-flight attempts per callee replica) that skips the replicas its
 :class:`~topologies.policies.OutlierDetector` has ejected (``outlier_detection``; every
-attempt's outcome to an address is recorded), the call's timeout (the caller abandons the
+attempt's outcome is recorded for its replica). Addresses are replicas unless a live run's
+membership relay says several lead to one (:meth:`Edge.set_owners`). The call's timeout (the caller abandons the
 attempt; the callee keeps working), retries with :class:`~topologies.policies.Backoff` and
 :class:`~topologies.policies.RetryBudget`, a :class:`~topologies.policies.Breaker` (open: the
 call fails fast with ``circuit_open`` and no attempt is made) and the ``degrade`` fallback —
@@ -17,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from topologies.model import Call
 from topologies.outcomes import retry_class
@@ -81,14 +83,59 @@ class Edge:
         self.outlier = OutlierDetector(call.outlier_detection) \
             if call.outlier_detection is not None else None
         self.short_circuited = 0
+        # the replica behind each address, when a live run's membership relay says (several
+        # addresses, its balancer slots, may lead to one replica); None: one each
+        self.owners: list[int] | None = None
+        self._owners_seq = -1
+        self._slot_next: dict[int, int] = {}
+
+    def set_owners(self, owners: list[int] | None, seq: int) -> bool:
+        """The replica behind each address (one entry per address), as of update ``seq``;
+        an older update than the last one taken is ignored. False when ``owners`` does not
+        fit the addresses."""
+        if owners is not None and len(owners) != len(self.addresses):
+            return False
+        if seq > self._owners_seq:
+            self._owners_seq, self.owners = seq, list(owners) if owners is not None else None
+        return True
+
+    def host(self, i: int) -> int:
+        """The replica behind address ``i`` (``i`` itself without owners)."""
+        owners = self.owners
+        return owners[i] if owners is not None else i
 
     def pick(self) -> int:
         """The index of the callee address the next attempt goes to: the balancer's choice
-        among the addresses outlier detection has not ejected (all, when it ejected all)."""
-        n = len(self.addresses)
-        cands = list(range(n))
+        among the replicas outlier detection has not ejected (all, when it ejected all),
+        then, when several addresses lead to that replica, the one of them with the fewest
+        attempts in flight (ties in turn). Balancing and ejection are per replica, as in
+        the simulator, however many relay slots a replica holds."""
+        owners = self.owners
+        if owners is None:
+            hosts = list(range(len(self.addresses)))
+            load = self.in_flight
+        else:
+            hosts = sorted(set(owners))
+            load = {h: 0 for h in hosts}
+            for i, h in enumerate(owners):
+                load[h] += self.in_flight[i]
         if self.outlier is not None:
-            cands = self.outlier.keep(cands, _same, time.monotonic())
+            hosts = self.outlier.keep(hosts, _same, time.monotonic())
+        host = self._choose(hosts, load)
+        if owners is None:
+            return host
+        slots = [i for i, h in enumerate(owners) if h == host]
+        turn = self._slot_next.get(host, 0)
+        self._slot_next[host] = turn + 1
+        best = slots[turn % len(slots)]
+        for k in range(1, len(slots)):
+            i = slots[(turn + k) % len(slots)]
+            if self.in_flight[i] < self.in_flight[best]:
+                best = i
+        return best
+
+    def _choose(self, cands: list[int], load: Any) -> int:
+        """The balancer's choice among ``cands`` (``load[c]``: attempts in flight)."""
         m = len(cands)
         if self.balancer == "random":
             return cands[min(m - 1, int(self.uniform() * m))]
@@ -97,9 +144,9 @@ class Edge:
         if self.balancer == "least_request":  # ties broken round robin
             best = cands[start]
             for k in range(1, m):
-                i = cands[(start + k) % m]
-                if self.in_flight[i] < self.in_flight[best]:
-                    best = i
+                c = cands[(start + k) % m]
+                if load[c] < load[best]:
+                    best = c
             return best
         return cands[start]
 
@@ -134,6 +181,7 @@ class Edge:
     async def attempt(self, request_id: str, index: int, n: int, body: bytes) -> Outcome:
         """One attempt to one callee replica, logged as a calls.csv row."""
         i = self.pick()
+        host = self.host(i)  # the replica it went to, for outlier detection
         start = time.time() - self.epoch
         self.in_flight[i] += 1
         headers: dict[str, str] = {}
@@ -157,7 +205,7 @@ class Edge:
         finally:
             self.in_flight[i] -= 1
         if self.outlier is not None:
-            self.outlier.record(i, time.monotonic(), outlier_ok(out.status))
+            self.outlier.record(host, time.monotonic(), outlier_ok(out.status))
         end = time.time() - self.epoch
         # ttft from this attempt's start: the callee says how long before its answer the
         # first token came out (older callees send only their own ttft)

@@ -13,6 +13,7 @@ from topologies.errors import RunError
 from topologies.userservice import is_user_service
 
 from .book import Replica, ReplicaBook
+from .relay import slot_owners
 from .util import http
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class ReplicaLifecycle:
     upstreams: dict[str, dict[str, list[str]]]
     relays: dict[str, MemberRelay]
     admin_faults: dict[str, dict[str, dict[str, Any]]]
+    owners: dict[str, dict[str, Any]]   # relayed service -> the last slot owners sent
+    _owners_seq: int
     _stop: threading.Event
     _closed: threading.Event
     _closing: bool
@@ -132,11 +135,50 @@ class ReplicaLifecycle:
         return os.path.join(os.path.abspath(self.logs), f"{name}-{k}.csv")
 
     def refresh(self, service: str) -> None:
-        """Tell an autoscaled service's relay which replicas are in the balancer now."""
+        """Tell an autoscaled service's relay which replicas are in the balancer now, and
+        its callers which replica each relay slot leads to."""
         relay = self.relays.get(service)
-        if relay is not None:
-            relay.set_members({r.index: r.port for r in self.book.in_balancer(service)
-                               if r.port is not None})
+        if relay is None:
+            return
+        members = {r.index: r.port for r in self.book.in_balancer(service)
+                   if r.port is not None}
+        relay.set_members(members)
+        owners = slot_owners(members, relay.slots)
+        with self._lock:
+            self._owners_seq += 1
+            self.owners[service] = body = {"callee": service, "owners": owners,
+                                           "seq": self._owners_seq}
+        if owners is not None:
+            self._helper(self._tell_owners, (self._callers(service), [body]),
+                         f"faultmesh-members-{service}")
+
+    def _callers(self, service: str) -> list[Replica]:
+        """The replicas that exist now of the services that call ``service``."""
+        return [rep for rep in self.book.all() if rep.stopped is None
+                and service in self.upstreams.get(rep.service, {})]
+
+    def tell_owners_now(self) -> None:
+        """Every relayed service's slot owners to all its callers, waiting until they have
+        them (once every replica is up, before the load starts)."""
+        with self._lock:
+            bodies = dict(self.owners)
+        for service, body in bodies.items():
+            self._tell_owners(self._callers(service), [body])
+
+    def _tell_owners(self, reps: list[Replica], bodies: list[dict[str, Any]]) -> None:
+        """Send slot owners to caller replicas (a thread: a paused one holds it up to the
+        admin timeout; one that misses an update gets the next)."""
+        for rep in reps:
+            if rep.port is None or rep.down or is_user_service(
+                    self.topology.services[rep.service]):
+                continue
+            for body in bodies:
+                if body["owners"] is None:
+                    continue
+                try:
+                    http("PUT", rep.port, "/_faultmesh/members", body)
+                except OSError:
+                    pass
 
     def grow(self, service: str, now: float, ready_after: float | None = None,
              surge: bool = False) -> Replica | None:
@@ -245,6 +287,10 @@ class ReplicaLifecycle:
             reapply(self, rep)  # type: ignore[arg-type]
         if is_user_service(self.topology.services[rep.service]):
             return  # its errors/slow faults are toxics on its proxies, which stay
+        with self._lock:
+            owners = [self.owners[c] for c in self.upstreams.get(rep.service, {})
+                      if c in self.owners]
+        self._tell_owners([rep], owners)
         for body in list(self.admin_faults.get(rep.service, {}).values()):
             try:
                 http("POST", rep.port, "/_faultmesh/faults", body)

@@ -31,12 +31,12 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from topologies.errors import RunError
 
-__all__ = ["RoundRobinFront", "MemberRelay"]
+__all__ = ["RoundRobinFront", "MemberRelay", "slot_owners"]
 
 #: Bytes of a response head the relay reads at most while looking for its end.
 MAX_HEAD = 65536
@@ -244,6 +244,17 @@ class _Link:
         self.done.set()
 
 
+def slot_owners(members: Iterable[int], slots: int) -> list[int] | None:
+    """The replica each of ``slots`` relay slots goes to when ``members`` (replica indices)
+    are in the balancer: slot ``k`` to the ``k mod n``-th of the ``n`` members in index
+    order; None when there is none. Callers are told this (``PUT /_faultmesh/members``) so
+    that they balance and eject per replica, not per slot."""
+    order = sorted(members)
+    if not order:
+        return None
+    return [order[k % len(order)] for k in range(slots)]
+
+
 class MemberRelay(_LoopThread):
     """The balancer slots of one autoscaled service (see the module docstring)."""
 
@@ -302,12 +313,11 @@ class MemberRelay(_LoopThread):
 
     def _pick(self, slot: int) -> tuple[int, int] | None:
         """The member (replica, port) slot ``slot`` goes to, or None when none serves."""
-        members = self._members
-        if not members:
+        owners = slot_owners(self._members, self.slots)
+        if owners is None:
             return None
-        order = sorted(members)
-        k = order[slot % len(order)]
-        return k, members[k]
+        k = owners[slot]
+        return k, self._members[k]
 
     async def _serve(self, slot: int, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:

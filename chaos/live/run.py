@@ -72,6 +72,8 @@ class LiveRun(ReplicaLifecycle):
         self.upstreams: dict[str, dict[str, list[str]]] = {}
         self.edges: list[Edge] = []
         self.relays: dict[str, MemberRelay] = {}
+        self.owners: dict[str, dict[str, Any]] = {}
+        self._owners_seq = 0
         self.applied: list[Applied] = []
         self.admin_faults: dict[str, dict[str, dict[str, Any]]] = {}  # active errors/slow
         self.timers: list[threading.Timer] = []
@@ -212,6 +214,7 @@ class LiveRun(ReplicaLifecycle):
                                  for k in range(self.initial_replicas(name))], time.time())
             for name in group:
                 self._wire_callers(name, callers)
+        self.tell_owners_now()  # the callers started after their relayed callees
 
     def _wire_callers(self, name: str, callers: dict[str, list[str]]) -> None:
         """The proxies from each caller of ``name`` into its replicas (behind a relay when
