@@ -353,7 +353,8 @@ class MemberRelay(_LoopThread):
         except OSError:
             return False
         link.replica, link.port = target
-        link.up_writer, link.move = up_writer, False
+        # the members may have changed while it connected: then it moves once at rest
+        link.up_writer, link.move = up_writer, self._pick(link.slot) != target
         link.down = asyncio.ensure_future(self._down(link, up_reader, up_writer))
         self._count(target[1], +1)
         return True
