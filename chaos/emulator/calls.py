@@ -5,11 +5,12 @@ balancer over the replicas (round_robin, random, or least_request over this repl
 in-flight attempts per callee replica) that skips the replicas its
 :class:`~topologies.policies.OutlierDetector` has ejected (``outlier_detection``; every
 attempt's outcome is recorded for its replica). Addresses are replicas unless a live run's
-membership relay says several lead to one (:meth:`Edge.set_owners`). The call's timeout (the caller abandons the
-attempt; the callee keeps working), retries with :class:`~topologies.policies.Backoff` and
-:class:`~topologies.policies.RetryBudget`, a :class:`~topologies.policies.Breaker` (open: the
-call fails fast with ``circuit_open`` and no attempt is made) and the ``degrade`` fallback —
-the same rules, in the same order, as the simulator's (docs/simulation.md, Calls).
+membership relay says several lead to one (:meth:`Edge.set_owners`). The call's timeout
+(the caller abandons the attempt; the callee keeps working), retries with
+:class:`~topologies.policies.Backoff` and :class:`~topologies.policies.RetryBudget`, a
+:class:`~topologies.policies.Breaker` (open: the call fails fast with ``circuit_open`` and no
+attempt is made) and the ``degrade`` fallback — the same rules, in the same order, as the
+simulator's (docs/simulation.md, Calls).
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ class Edge:
         age = _num(headers.get("x-faultmesh-first-token-age"))
         ttft = max(0.0, end - start - age) if age is not None \
             else _num(headers.get("x-faultmesh-ttft"))
-        self.log.add((request_id, self.caller, self.call.to, i, n, start, end, out.status,
+        self.log.add((request_id, self.caller, self.call.to, host, n, start, end, out.status,
                       int(out.ok), out.error, ttft,
                       _num(headers.get("x-faultmesh-tpot")),
                       headers.get("x-faultmesh-output-tokens", ""), index))
