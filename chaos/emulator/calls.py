@@ -88,16 +88,21 @@ class Edge:
         # addresses, its balancer slots, may lead to one replica); None: one each
         self.owners: list[int] | None = None
         self._owners_seq = -1
+        self._slots_of: dict[int, list[int]] = {}  # replica -> its addresses, by owners
         self._slot_next: dict[int, int] = {}
 
-    def set_owners(self, owners: list[int] | None, seq: int) -> bool:
+    def set_owners(self, owners: list[int], seq: int) -> bool:
         """The replica behind each address (one entry per address), as of update ``seq``;
         an older update than the last one taken is ignored. False when ``owners`` does not
         fit the addresses."""
-        if owners is not None and len(owners) != len(self.addresses):
+        if len(owners) != len(self.addresses):
             return False
         if seq > self._owners_seq:
-            self._owners_seq, self.owners = seq, list(owners) if owners is not None else None
+            slots_of: dict[int, list[int]] = {}
+            for i, h in enumerate(owners):
+                slots_of.setdefault(h, []).append(i)
+            self._owners_seq, self.owners = seq, list(owners)
+            self._slots_of = dict(sorted(slots_of.items()))
         return True
 
     def host(self, i: int) -> int:
@@ -111,21 +116,19 @@ class Edge:
         then, when several addresses lead to that replica, the one of them with the fewest
         attempts in flight (ties in turn). Balancing and ejection are per replica, as in
         the simulator, however many relay slots a replica holds."""
-        owners = self.owners
-        if owners is None:
+        if self.owners is None:
             hosts = list(range(len(self.addresses)))
-            load = self.in_flight
+            load: Any = self.in_flight
         else:
-            hosts = sorted(set(owners))
-            load = {h: 0 for h in hosts}
-            for i, h in enumerate(owners):
-                load[h] += self.in_flight[i]
+            hosts = list(self._slots_of)
+            load = {h: sum(self.in_flight[i] for i in slots)
+                    for h, slots in self._slots_of.items()}
         if self.outlier is not None:
             hosts = self.outlier.keep(hosts, _same, time.monotonic())
         host = self._choose(hosts, load)
-        if owners is None:
+        if self.owners is None:
             return host
-        slots = [i for i, h in enumerate(owners) if h == host]
+        slots = self._slots_of[host]
         turn = self._slot_next.get(host, 0)
         self._slot_next[host] = turn + 1
         best = slots[turn % len(slots)]

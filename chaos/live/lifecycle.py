@@ -144,18 +144,20 @@ class ReplicaLifecycle:
                    if r.port is not None}
         relay.set_members(members)
         owners = slot_owners(members, relay.slots)
+        if owners is None:  # none serves: the relay refuses, whatever callers think
+            return
         with self._lock:
             self._owners_seq += 1
             self.owners[service] = body = {"callee": service, "owners": owners,
                                            "seq": self._owners_seq}
-        if owners is not None:
-            self._helper(self._tell_owners, (self._callers(service), [body]),
-                         f"faultmesh-members-{service}")
+        self._helper(self._tell_owners, (self._callers(service), [body]),
+                     f"faultmesh-members-{service}")
 
     def _callers(self, service: str) -> list[Replica]:
-        """The replicas that exist now of the services that call ``service``."""
+        """The emulated replicas that exist now of the services that call ``service``."""
         return [rep for rep in self.book.all() if rep.stopped is None
-                and service in self.upstreams.get(rep.service, {})]
+                and service in self.upstreams.get(rep.service, {})
+                and not is_user_service(self.topology.services[rep.service])]
 
     def tell_owners_now(self) -> None:
         """Every relayed service's slot owners to all its callers, waiting until they have
@@ -169,12 +171,9 @@ class ReplicaLifecycle:
         """Send slot owners to caller replicas (a thread: a paused one holds it up to the
         admin timeout; one that misses an update gets the next)."""
         for rep in reps:
-            if rep.port is None or rep.down or is_user_service(
-                    self.topology.services[rep.service]):
+            if rep.port is None or rep.down:
                 continue
             for body in bodies:
-                if body["owners"] is None:
-                    continue
                 try:
                     http("PUT", rep.port, "/_faultmesh/members", body)
                 except OSError:
